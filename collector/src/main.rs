@@ -1,1 +1,91 @@
-fn main() {}
+//! spartakus-collector: flags, logging and wiring; `run` serves until SIGTERM
+//! or SIGINT. Every error becomes an exit code here and nowhere else.
+#![forbid(unsafe_code)]
+
+mod config;
+mod error;
+mod http;
+mod metrics;
+mod peer;
+mod report;
+mod server;
+mod store;
+
+use config::{Command, Config};
+use error::Error;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The version, stamped from git by ./build, else the crate's.
+pub const VERSION: &str = match option_env!("SPARTAKUS_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
+fn main() {
+    let args = std::env::args_os().skip(1).collect();
+    let code = match config::parse(args, &|name| std::env::var(name).ok()) {
+        Ok(Command::Help) => {
+            print!("{}", config::HELP);
+            0
+        }
+        Ok(Command::Version) => {
+            println!("spartakus-collector {VERSION}");
+            0
+        }
+        Ok(Command::Run(config)) => match run(*config) {
+            Ok(()) => 0,
+            Err(e) => fail(&e),
+        },
+        Err(e) => fail(&e),
+    };
+    std::process::exit(code);
+}
+
+fn fail(e: &Error) -> i32 {
+    eprintln!("spartakus-collector: {e}");
+    e.exit_code()
+}
+
+fn run(config: Config) -> Result<(), Error> {
+    simple_logger::SimpleLogger::new()
+        .with_level(config.log_level)
+        .with_utc_timestamps()
+        .init()
+        .map_err(|e| Error::usage("--log-level", &e.to_string()))?;
+
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(Error::Signals)?;
+    let flag = stopping.clone();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if flag.swap(true, Ordering::AcqRel) {
+                log::warn!("second signal {signal}: exiting without draining");
+                std::process::exit(1);
+            }
+            log::info!("signal {signal}: draining in-flight requests");
+        }
+    });
+
+    let server = tiny_http::Server::http(config.listen)
+        .map_err(|e| Error::Listen(format!("{}: {e}", config.listen)))?;
+    let addr = server.server_addr().to_ip().unwrap_or(config.listen);
+    log::info!("spartakus-collector {VERSION} listening on {addr}");
+
+    let metrics = Arc::new(metrics::Metrics::default());
+    let store = Arc::new(store::Postgres::start(config.db, metrics.clone()));
+    let app = http::App {
+        store: store.clone(),
+        metrics,
+        max_body_bytes: config.max_body_bytes,
+        trusted_proxies: config.trusted_proxies,
+        version: VERSION,
+    };
+    server::serve(&server, &app, config.threads, &stopping);
+    drop(server);
+    store.close();
+    log::info!("stopped");
+    Ok(())
+}

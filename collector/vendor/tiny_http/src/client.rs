@@ -121,14 +121,17 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
-
-                // the previous request's body ended only once this line could
-                // be read, so its verdict is in
+                // an empty read returns once the previous request's body
+                // reader is dropped, and with it the verdict on the body
+                self.next_header_source
+                    .read(&mut [])
+                    .map_err(ReadError::ReadIoError)?;
                 if self.poisoned.load(Ordering::Acquire) {
                     let err = IoError::new(ErrorKind::InvalidData, "Unread request body");
                     return Err(ReadError::ReadIoError(err));
                 }
+
+                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion

@@ -90,6 +90,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
+#![allow(unused_imports, dead_code)] // spartakus patch: upstream's own warnings on current Rust
 
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
 use zeroize::Zeroizing;

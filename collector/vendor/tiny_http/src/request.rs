@@ -76,6 +76,10 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // spartakus patch: set by `close_connection`, so the unread body is not
+    // drained and the connection is closed after the answer
+    poisoned: Arc<AtomicBool>,
 }
 
 struct NotifyOnDrop<R> {
@@ -216,7 +220,7 @@ where
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
             let data_reader = EqualReader::new(source_data, content_length);
-            Box::new(BodyGuard::new(FusedReader::new(data_reader), poisoned))
+            Box::new(BodyGuard::new(FusedReader::new(data_reader), poisoned.clone()))
                 as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
@@ -224,7 +228,7 @@ where
         // over the message (RFC2616 #3.6)
         Box::new(BodyGuard::new(
             FusedReader::new(Decoder::new(source_data)),
-            poisoned,
+            poisoned.clone(),
         )) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
@@ -245,6 +249,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        poisoned,
     })
 }
 
@@ -432,6 +437,14 @@ impl Request {
         let mut reader = None;
         mem::swap(&mut self.data_reader, &mut reader);
         reader.unwrap()
+    }
+
+    /// spartakus patch: closes the connection once this request is answered,
+    /// without reading the rest of its body (e.g. after refusing it as too
+    /// large).
+    pub fn close_connection(&self) {
+        self.poisoned
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Sends a response to this request.

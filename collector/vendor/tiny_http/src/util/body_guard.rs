@@ -42,6 +42,9 @@ impl<R: Read> Read for BodyGuard<R> {
 
 impl<R: Read> Drop for BodyGuard<R> {
     fn drop(&mut self) {
+        if self.poisoned.load(Ordering::Acquire) {
+            return; // Request::close_connection: no draining
+        }
         let mut drained = 0;
         let mut buf = [0u8; 8192];
         while !self.done && drained < DRAIN_LIMIT {

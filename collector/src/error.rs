@@ -1,0 +1,42 @@
+//! The collector's one error type for start-up and shutdown. Request-level
+//! failures are answers (see `http.rs`), not errors, and never reach here.
+
+use std::fmt;
+
+/// Why the collector could not start or run.
+#[derive(Debug)]
+pub enum Error {
+    /// A flag or environment variable is missing or invalid (exit code 2).
+    Usage { flag: &'static str, rule: String },
+    /// The listening socket could not be opened.
+    Listen(String),
+    /// Installing the signal handlers failed.
+    Signals(std::io::Error),
+}
+
+impl Error {
+    pub fn usage(flag: &'static str, rule: &str) -> Error {
+        Error::Usage {
+            flag,
+            rule: rule.to_string(),
+        }
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage { flag, rule } => write!(f, "{flag}: {rule}"),
+            Error::Listen(cause) => write!(f, "listen: {cause}"),
+            Error::Signals(cause) => write!(f, "signals: {cause}"),
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! PostgreSQL: applies the schema, and stores reports by group commit.
+//!
+//! One writer thread owns the connection. Request threads hand it a report
+//! and wait; it takes every report that is waiting (up to `MAX_BATCH`),
+//! inserts them with one multi-row statement, which commits them together,
+//! and only then answers each request. While one batch commits the next one
+//! gathers, so throughput grows with load instead of paying one commit per
+//! report. A failing batch is retried one row at a time, so one bad row
+//! cannot fail its neighbours. Does not parse requests.
+
+use crate::metrics::Metrics;
+use crate::report::Report;
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Statement};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The seam between HTTP and storage.
+pub trait Store: Send + Sync {
+    /// Stores one report, returning only once it is committed (or not).
+    fn store(&self, report: Report) -> Result<Stored, StoreError>;
+    /// Whether the database answers right now.
+    fn ready(&self) -> bool;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    New,
+    /// Its reportID was already stored; nothing was written.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The database is down or slow; the client should retry later.
+    Unavailable,
+    /// The database refused this row's data; retrying will not help.
+    Rejected,
+}
+
+pub const SCHEMA: &str = include_str!("../../schema.sql");
+/// Serializes schema changes between replicas starting at once ("spartaku").
+const SCHEMA_LOCK: i64 = 0x7370_6172_7461_6b75;
+const MAX_BATCH: usize = 512;
+/// A request waits this long for its commit before answering 503.
+const COMMIT_WAIT: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+const INSERT: &str = "\
+INSERT INTO reports (received_at, cluster_id, report_id, received_from, metadata, payload)
+SELECT to_timestamp(t), c, r, f, m::jsonb, p::jsonb
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(t, c, r, f, m, p)
+ON CONFLICT (report_id) DO NOTHING";
+
+type Reply = SyncSender<Result<Stored, StoreError>>;
+
+enum Job {
+    Store(Report, Reply),
+    Ping(SyncSender<bool>),
+}
+
+/// The real `Store`: a handle on the writer thread.
+pub struct Postgres {
+    jobs: Mutex<Option<SyncSender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Postgres {
+    /// Starts the writer, which connects (retrying with backoff) and applies
+    /// the schema in the background; until then reports get `Unavailable`.
+    pub fn start(mut config: postgres::Config, metrics: Arc<Metrics>) -> Postgres {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            // A vanished database must fail a commit, not hang it for minutes.
+            config.tcp_user_timeout(Duration::from_secs(15));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("spartakus-collector");
+        }
+        config.keepalives_idle(Duration::from_secs(30));
+        let (tx, rx) = mpsc::sync_channel(4 * MAX_BATCH);
+        let writer = Writer {
+            config,
+            conn: None,
+            migrated: false,
+            retry_at: Instant::now(),
+            backoff: Duration::from_millis(250),
+            metrics,
+        };
+        let handle = std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || writer.run(rx))
+            .expect("spawning the writer thread at start-up");
+        Postgres {
+            jobs: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+        }
+    }
+
+    /// Lets the writer commit what it has, then stops it.
+    pub fn close(&self) {
+        drop(lock(&self.jobs).take());
+        if let Some(handle) = lock(&self.writer).take() {
+            if handle.join().is_err() {
+                log::error!("the database writer thread panicked");
+            }
+        }
+    }
+
+    fn send(&self, job: Job) -> bool {
+        let jobs = lock(&self.jobs).clone();
+        jobs.is_some_and(|tx| tx.send(job).is_ok())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Store for Postgres {
+    fn store(&self, report: Report) -> Result<Stored, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if !self.send(Job::Store(report, tx)) {
+            return Err(StoreError::Unavailable);
+        }
+        rx.recv_timeout(COMMIT_WAIT)
+            .unwrap_or(Err(StoreError::Unavailable))
+    }
+
+    fn ready(&self) -> bool {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Job::Ping(tx)) && rx.recv_timeout(COMMIT_WAIT).unwrap_or(false)
+    }
+}
+
+struct Writer {
+    config: postgres::Config,
+    conn: Option<(Client, Statement)>,
+    migrated: bool,
+    retry_at: Instant,
+    backoff: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Writer {
+    fn run(mut self, jobs: Receiver<Job>) {
+        self.connect();
+        loop {
+            let wait = match self.conn {
+                Some(_) => Duration::from_secs(3600),
+                None => self.retry_at.saturating_duration_since(Instant::now()),
+            };
+            let first = match jobs.recv_timeout(wait) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.connect();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut reports = Vec::new();
+            let mut pings = Vec::new();
+            let mut job = Some(first);
+            while let Some(j) = job.take() {
+                match j {
+                    Job::Store(report, reply) => reports.push((report, reply)),
+                    Job::Ping(reply) => pings.push(reply),
+                }
+                if reports.len() < MAX_BATCH {
+                    job = jobs.try_recv().ok();
+                }
+            }
+            self.connect();
+            if !reports.is_empty() {
+                self.store(reports);
+            }
+            for ping in pings {
+                let _ = ping.send(self.ping());
+            }
+        }
+    }
+
+    /// Connects and applies the schema, unless connected or backing off.
+    fn connect(&mut self) {
+        if self.conn.as_ref().is_some_and(|(c, _)| c.is_closed()) {
+            self.conn = None;
+        }
+        if self.conn.is_some() || Instant::now() < self.retry_at {
+            return;
+        }
+        match self.open() {
+            Ok(conn) => {
+                log::info!("connected to PostgreSQL");
+                self.conn = Some(conn);
+                self.migrated = true;
+                self.backoff = Duration::from_millis(250);
+            }
+            Err(e) => {
+                self.metrics.db_errors.fetch_add(1, Relaxed);
+                log::warn!(
+                    "PostgreSQL unavailable, retrying in {:?}: {}",
+                    self.backoff,
+                    describe(&e)
+                );
+                self.retry_at = Instant::now() + self.backoff;
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+
+    fn open(&self) -> Result<(Client, Statement), postgres::Error> {
+        let mut client = self.config.connect(NoTls)?;
+        if !self.migrated {
+            let mut tx = client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+            tx.batch_execute(SCHEMA)?;
+            tx.commit()?;
+            log::info!("schema applied");
+        }
+        let insert = client.prepare(INSERT)?;
+        Ok((client, insert))
+    }
+
+    fn ping(&mut self) -> bool {
+        let Some((client, _)) = self.conn.as_mut() else {
+            return false;
+        };
+        let ok = client.is_valid(Duration::from_secs(2)).is_ok();
+        if !ok {
+            self.lost();
+        }
+        ok
+    }
+
+    fn lost(&mut self) {
+        self.metrics.db_errors.fetch_add(1, Relaxed);
+        self.conn = None;
+    }
+
+    fn store(&mut self, batch: Vec<(Report, Reply)>) {
+        let Some((client, insert)) = self.conn.as_mut() else {
+            for (_, reply) in batch {
+                let _ = reply.send(Err(StoreError::Unavailable));
+            }
+            return;
+        };
+        let rows: Vec<&Report> = batch.iter().map(|(r, _)| r).collect();
+        match client.execute(insert, &Columns::new(&rows).params()) {
+            Ok(inserted) => {
+                self.metrics.reports_stored.fetch_add(inserted, Relaxed);
+                let duplicates = (batch.len() as u64).saturating_sub(inserted);
+                self.metrics
+                    .reports_duplicate
+                    .fetch_add(duplicates, Relaxed);
+                for (_, reply) in batch {
+                    let _ = reply.send(Ok(Stored::New));
+                }
+                return;
+            }
+            Err(e) if client.is_closed() => {
+                log::warn!("PostgreSQL connection lost: {}", describe(&e));
+                self.lost();
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(StoreError::Unavailable));
+                }
+                return;
+            }
+            Err(e) if batch.len() > 1 => {
+                self.metrics.db_errors.fetch_add(1, Relaxed);
+                log::warn!(
+                    "batch of {} failed, storing one by one: {}",
+                    batch.len(),
+                    describe(&e)
+                );
+            }
+            Err(_) => {}
+        }
+        for (report, reply) in batch {
+            let _ = reply.send(self.store_one(&report));
+        }
+    }
+
+    fn store_one(&mut self, report: &Report) -> Result<Stored, StoreError> {
+        let (client, insert) = self.conn.as_mut().ok_or(StoreError::Unavailable)?;
+        match client.execute(insert, &Columns::new(&[report]).params()) {
+            Ok(1) => {
+                self.metrics.reports_stored.fetch_add(1, Relaxed);
+                Ok(Stored::New)
+            }
+            Ok(_) => {
+                self.metrics.reports_duplicate.fetch_add(1, Relaxed);
+                Ok(Stored::Duplicate)
+            }
+            Err(e) => {
+                let closed = client.is_closed();
+                self.metrics.db_errors.fetch_add(1, Relaxed);
+                log::warn!(
+                    "storing a report of cluster {:?} failed: {}",
+                    report.cluster_id,
+                    describe(&e)
+                );
+                if closed {
+                    self.conn = None;
+                }
+                // Class 22 is "data exception": this row can never be stored.
+                match e.code() {
+                    Some(code) if code.code().starts_with("22") && !closed => {
+                        Err(StoreError::Rejected)
+                    }
+                    _ => Err(StoreError::Unavailable),
+                }
+            }
+        }
+    }
+}
+
+/// The six array parameters of `INSERT`, one element per report.
+struct Columns<'a> {
+    at: Vec<i64>,
+    cluster: Vec<&'a str>,
+    id: Vec<Option<&'a str>>,
+    from: Vec<&'a str>,
+    metadata: Vec<String>,
+    payload: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    fn new(rows: &[&'a Report]) -> Columns<'a> {
+        let metadata = |r: &Report| {
+            serde_json::to_string(&r.metadata).expect("a map of strings always serializes")
+        };
+        Columns {
+            at: rows.iter().map(|r| r.received_at).collect(),
+            cluster: rows.iter().map(|r| r.cluster_id.as_str()).collect(),
+            id: rows.iter().map(|r| r.report_id.as_deref()).collect(),
+            from: rows.iter().map(|r| r.received_from.as_str()).collect(),
+            metadata: rows.iter().map(|r| metadata(r)).collect(),
+            payload: rows.iter().map(|r| r.payload.as_str()).collect(),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+        [
+            &self.at,
+            &self.cluster,
+            &self.id,
+            &self.from,
+            &self.metadata,
+            &self.payload,
+        ]
+    }
+}
+
+/// A postgres error with its cause, which `Display` alone leaves out.
+pub fn describe(e: &postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => format!("{}: {}", db.code().code(), db.message()),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
+    }
+}
