@@ -13,7 +13,7 @@ pub enum Error {
     /// A flag, environment variable or file named by one is unusable. Raised at startup (exit 2)
     /// and when the extensions are re-read before a later report. `flag` is the flag to fix,
     /// e.g. `--collector`; `message` is the rule that was broken.
-    Config { flag: &'static str, message: String },
+    Config { flag: String, message: String },
     /// The Kubernetes API could not be read: a refused request, an unexpected answer, or a
     /// transient failure that outlived the retry budget. The message already starts with
     /// "kubernetes api: ".
@@ -27,9 +27,9 @@ pub enum Error {
 
 impl Error {
     /// A configuration error naming `flag`.
-    pub fn config(flag: &'static str, message: impl Into<String>) -> Error {
+    pub fn config(flag: impl Into<String>, message: impl Into<String>) -> Error {
         Error::Config {
-            flag,
+            flag: flag.into(),
             message: message.into(),
         }
     }

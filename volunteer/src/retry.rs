@@ -40,19 +40,21 @@ impl Default for Policy {
 #[derive(Debug)]
 pub enum Failure {
     /// Worth another try, after at least `after` if the server said so (Retry-After).
-    Transient { error: Error, after: Option<Duration> },
+    Transient {
+        error: Error,
+        after: Option<Duration>,
+    },
     /// Retrying cannot help (401, 403, other 4xx, undecodable answers).
     Final(Error),
 }
 
 /// Runs `attempt` until it succeeds, fails finally, or the policy's budget is spent.
 ///
-/// `what` names the request in log lines, e.g. "GET /api/v1/nodes". Waits go through
+/// The errors name the request already, so log lines need no more context. Waits go through
 /// `shutdown`, so a signal ends them and the result is `Error::Interrupted`.
 pub fn run<T>(
     policy: &Policy,
     shutdown: &Shutdown,
-    what: &str,
     mut attempt: impl FnMut() -> Result<T, Failure>,
 ) -> Result<T, Error> {
     let mut waited = Duration::ZERO;
@@ -67,7 +69,10 @@ pub fn run<T>(
             return Err(gave_up(error, &format!("gave up after {number} attempts")));
         }
         if let Some(after) = after.filter(|a| *a > policy.max_delay) {
-            let note = format!("server asked to wait {}s, beyond the retry budget", after.as_secs());
+            let note = format!(
+                "server asked to wait {}s, beyond the retry budget",
+                after.as_secs()
+            );
             return Err(gave_up(error, &note));
         }
         let delay = backoff(policy, number).max(after.unwrap_or_default());
@@ -75,7 +80,7 @@ pub fn run<T>(
             return Err(gave_up(error, &format!("gave up after {number} attempts")));
         }
         log::warn!(
-            "{what}: {error}; retrying in {:.1}s (attempt {} of {})",
+            "{error}; retrying in {:.1}s (attempt {} of {})",
             delay.as_secs_f64(),
             number + 1,
             policy.attempts
@@ -91,7 +96,9 @@ pub fn run<T>(
 /// The wait after failed attempt `number` (1-based): "equal jitter", half fixed and half
 /// random, so many volunteers restarted together do not retry in lockstep.
 fn backoff(policy: &Policy, number: u32) -> Duration {
-    let doubling = 1u32.checked_shl(number.saturating_sub(1)).unwrap_or(u32::MAX);
+    let doubling = 1u32
+        .checked_shl(number.saturating_sub(1))
+        .unwrap_or(u32::MAX);
     let full = policy
         .base_delay
         .saturating_mul(doubling)
@@ -136,7 +143,7 @@ mod tests {
     #[test]
     fn transient_failures_are_retried_until_success() {
         let mut calls = 0;
-        let got = run(&fast(), &Shutdown::default(), "t", || {
+        let got = run(&fast(), &Shutdown::default(), || {
             calls += 1;
             if calls < 3 {
                 Err(transient(None))
@@ -150,7 +157,7 @@ mod tests {
     #[test]
     fn final_failures_are_not_retried() {
         let mut calls = 0;
-        let got: Result<(), Error> = run(&fast(), &Shutdown::default(), "t", || {
+        let got: Result<(), Error> = run(&fast(), &Shutdown::default(), || {
             calls += 1;
             Err(Failure::Final(Error::Kube("kubernetes api: 403".into())))
         });
@@ -161,7 +168,7 @@ mod tests {
     #[test]
     fn the_attempt_budget_is_bounded() {
         let mut calls = 0;
-        let got: Result<(), Error> = run(&fast(), &Shutdown::default(), "t", || {
+        let got: Result<(), Error> = run(&fast(), &Shutdown::default(), || {
             calls += 1;
             Err(transient(None))
         });
@@ -173,7 +180,7 @@ mod tests {
     #[test]
     fn retry_after_beyond_the_longest_wait_ends_the_retries() {
         let mut calls = 0;
-        let got: Result<(), Error> = run(&fast(), &Shutdown::default(), "t", || {
+        let got: Result<(), Error> = run(&fast(), &Shutdown::default(), || {
             calls += 1;
             Err(transient(Some(Duration::from_secs(3600))))
         });
@@ -187,7 +194,10 @@ mod tests {
         for number in 1..=10 {
             let full = Duration::from_secs(1 << (number - 1).min(5)).min(p.max_delay);
             let d = backoff(&p, number);
-            assert!(d >= full / 2 && d <= full, "attempt {number}: {d:?} vs {full:?}");
+            assert!(
+                d >= full / 2 && d <= full,
+                "attempt {number}: {d:?} vs {full:?}"
+            );
         }
     }
 

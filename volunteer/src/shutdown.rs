@@ -23,19 +23,28 @@ impl Shutdown {
     /// Raises the flag and wakes every sleeper.
     pub fn request(&self) {
         // A poisoned lock still holds a valid bool; a panic elsewhere must not block shutdown.
-        *self.requested.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        *self
+            .requested
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
         self.wake.notify_all();
     }
 
     /// Whether shutdown was requested.
     pub fn is_requested(&self) -> bool {
-        *self.requested.lock().unwrap_or_else(PoisonError::into_inner)
+        *self
+            .requested
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sleeps for `duration`, or less if shutdown is requested. Returns true if it was.
     pub fn sleep(&self, duration: Duration) -> bool {
         let deadline = Instant::now() + duration;
-        let mut requested = self.requested.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut requested = self
+            .requested
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         // Condvars wake spuriously, so loop until the deadline or the flag.
         while !*requested {
             let left = deadline.saturating_duration_since(Instant::now());
