@@ -219,6 +219,22 @@ impl Drop for Cluster {
     }
 }
 
+/// The collector binary. The volunteer's end-to-end test shares this file,
+/// and finds it beside its own binary: one workspace, one target dir.
+fn collector_bin() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_spartakus-collector") {
+        return PathBuf::from(path);
+    }
+    let volunteer = option_env!("CARGO_BIN_EXE_spartakus-volunteer").expect("built by cargo test");
+    let path = PathBuf::from(volunteer).with_file_name("spartakus-collector");
+    assert!(
+        path.exists(),
+        "{} is missing: run ./test, which builds the workspace first",
+        path.display()
+    );
+    path
+}
+
 /// The real collector binary, serving on a free port.
 pub struct Collector {
     pub child: Child,
@@ -228,7 +244,7 @@ pub struct Collector {
 
 impl Collector {
     pub fn start(db_url: &str, extra: &[&str]) -> Collector {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spartakus-collector"))
+        let mut child = Command::new(collector_bin())
             .args([
                 "--listen",
                 "127.0.0.1:0",
