@@ -222,11 +222,13 @@ impl Drop for Cluster {
 /// The collector binary. The volunteer's end-to-end test shares this file,
 /// and finds it beside its own binary: one workspace, one target dir.
 fn collector_bin() -> PathBuf {
-    if let Some(path) = option_env!("CARGO_BIN_EXE_spartakus-collector") {
-        return PathBuf::from(path);
-    }
-    let volunteer = option_env!("CARGO_BIN_EXE_spartakus-volunteer").expect("built by cargo test");
-    let path = PathBuf::from(volunteer).with_file_name("spartakus-collector");
+    let own = option_env!("CARGO_BIN_EXE_spartakus-collector");
+    let volunteer = option_env!("CARGO_BIN_EXE_spartakus-volunteer");
+    let path = match (own, volunteer) {
+        (Some(own), _) => return PathBuf::from(own),
+        (None, Some(volunteer)) => PathBuf::from(volunteer).with_file_name("spartakus-collector"),
+        (None, None) => panic!("this harness runs only under cargo test"),
+    };
     assert!(
         path.exists(),
         "{} is missing: run ./test, which builds the workspace first",
