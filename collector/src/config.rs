@@ -1,18 +1,22 @@
 //! Command-line flags and their environment fallbacks, parsed into a typed
-//! `Config`. Owns the HELP text, which is the flags' spec. Does not open
-//! sockets or connect to anything.
+//! `Command`: serve (`Config`), or the `summary` and `prune` subcommands.
+//! Owns the HELP text, which is the flags' spec. Does not open sockets or
+//! connect to anything.
 
 use crate::error::Error;
 use crate::peer::Cidr;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Duration;
 
 pub const HELP: &str = "\
 spartakus-collector: receives anonymous Kubernetes usage reports and stores them in PostgreSQL.
 
 USAGE:
-    spartakus-collector [OPTIONS]
+    spartakus-collector [OPTIONS]                 serve HTTP and store reports
+    spartakus-collector summary [SUMMARY OPTIONS] print what the stored reports say
+    spartakus-collector prune [PRUNE OPTIONS]     delete old reports
 
 OPTIONS:
     --listen HOST:PORT       address to serve HTTP on [default: 127.0.0.1:8080]
@@ -30,7 +34,24 @@ OPTIONS:
     --version                print the version and exit
     --help                   print this help and exit
 
-Flags win over environment variables. The collector applies its schema on start.
+SUMMARY OPTIONS: the clusters whose latest report is at most N days old, their
+nodes, and both counted by master and kubelet version, OS image, container
+runtime, architecture, operating system and cloud provider. Read-only.
+    --db-url URL             PostgreSQL connection URL [env: DATABASE_URL]
+    --days N                 how far back a cluster's latest report may be,
+                             1 to 36500 [default: 30]
+    --json                   print JSON for scripts instead of tables
+
+PRUNE OPTIONS: deletes every report received longer ago than DURATION, the
+oldest first, in short transactions so that ingest is never held up for long.
+    --db-url URL             PostgreSQL connection URL [env: DATABASE_URL]
+    --older-than DURATION    required; e.g. 400d, 36h, 90m or 1d12h
+                             (units d, h, m, s; at most 36500d)
+    --batch-size N           reports deleted per transaction, 1 to 1000000
+                             [default: 10000]
+
+Flags win over environment variables. The collector applies its schema on
+start; summary and prune need it to have done so once.
 ";
 
 /// Everything the collector needs to run, validated.
@@ -44,15 +65,35 @@ pub struct Config {
     pub log_level: log::LevelFilter,
 }
 
+/// `spartakus-collector summary`, validated.
+#[derive(Debug, Clone)]
+pub struct SummaryArgs {
+    pub db: postgres::Config,
+    pub days: i32,
+    pub json: bool,
+}
+
+/// `spartakus-collector prune`, validated.
+#[derive(Debug, Clone)]
+pub struct PruneArgs {
+    pub db: postgres::Config,
+    pub older_than: Duration,
+    pub batch_size: i64,
+}
+
 /// What the command line asks for.
 pub enum Command {
     Run(Box<Config>),
+    Summary(SummaryArgs),
+    Prune(PruneArgs),
     Help,
     Version,
 }
 
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// Parses flags, falling back to `env` for each one that is absent.
-pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Result<Command, Error> {
+pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Error> {
     let mut args = pico_args::Arguments::from_vec(args);
     if args.contains("--help") || args.contains("-h") {
         return Ok(Command::Help);
@@ -60,18 +101,120 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
     if args.contains("--version") || args.contains("-V") {
         return Ok(Command::Version);
     }
-    let mut flag = |name: &'static str, var: &str| -> Result<Option<String>, Error> {
-        match args.opt_value_from_str::<_, String>(name) {
-            Ok(Some(v)) => Ok(Some(v)),
-            Ok(None) => Ok(env(var).filter(|v| !v.is_empty())),
-            Err(_) => Err(Error::usage(name, "needs a value")),
-        }
-    };
-    let listen = flag("--listen", "SPARTAKUS_LISTEN")?;
-    let db_url = flag("--db-url", "DATABASE_URL")?;
-    let threads = flag("--threads", "SPARTAKUS_THREADS")?;
-    let max_body = flag("--max-body-bytes", "SPARTAKUS_MAX_BODY_BYTES")?;
-    let log_level = flag("--log-level", "SPARTAKUS_LOG_LEVEL")?;
+    let command = args
+        .subcommand()
+        .map_err(|_| Error::usage("arguments", "must be valid UTF-8"))?;
+    match command.as_deref() {
+        None => parse_run(args, env),
+        Some("summary") => parse_summary(args, env),
+        Some("prune") => parse_prune(args, env),
+        Some(other) => Err(unexpected(other)),
+    }
+}
+
+fn parse_summary(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error> {
+    let db = db_config(flag(&mut args, env, "--db-url", Some("DATABASE_URL"))?)?;
+    let days = flag(&mut args, env, "--days", None)?;
+    let json = args.contains("--json");
+    finish(args)?;
+    let days = number("--days", days.as_deref(), 30, 1, 36500)?;
+    Ok(Command::Summary(SummaryArgs {
+        db,
+        days: i32::try_from(days).expect("--days is at most 36500"),
+        json,
+    }))
+}
+
+fn parse_prune(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error> {
+    let db = db_config(flag(&mut args, env, "--db-url", Some("DATABASE_URL"))?)?;
+    let older_than = flag(&mut args, env, "--older-than", None)?;
+    let batch_size = flag(&mut args, env, "--batch-size", None)?;
+    finish(args)?;
+    let older_than = older_than.ok_or_else(|| {
+        Error::usage("--older-than", "required, a duration like 400d, 36h or 90m")
+    })?;
+    let older_than = age(&older_than).ok_or_else(|| {
+        Error::usage(
+            "--older-than",
+            &format!(
+                "must be a duration like 400d, 36h or 90m, from 1s to 36500d, not {older_than:?}"
+            ),
+        )
+    })?;
+    let batch_size = number("--batch-size", batch_size.as_deref(), 10_000, 1, 1_000_000)?;
+    Ok(Command::Prune(PruneArgs {
+        db,
+        older_than,
+        batch_size: i64::try_from(batch_size).expect("--batch-size is at most 1000000"),
+    }))
+}
+
+/// One flag's value, else its environment variable's when it has one.
+fn flag(
+    args: &mut pico_args::Arguments,
+    env: Env,
+    name: &'static str,
+    var: Option<&str>,
+) -> Result<Option<String>, Error> {
+    match args.opt_value_from_str::<_, String>(name) {
+        Ok(Some(v)) => Ok(Some(v)),
+        Ok(None) => Ok(var.and_then(env).filter(|v| !v.is_empty())),
+        Err(_) => Err(Error::usage(name, "needs a value")),
+    }
+}
+
+/// Refuses leftover arguments, which are typos more often than not.
+fn finish(args: pico_args::Arguments) -> Result<(), Error> {
+    match args.finish().first() {
+        Some(extra) => Err(unexpected(&extra.to_string_lossy())),
+        None => Ok(()),
+    }
+}
+
+fn unexpected(extra: &str) -> Error {
+    Error::usage("arguments", &format!("unexpected {extra:?}; see --help"))
+}
+
+fn db_config(url: Option<String>) -> Result<postgres::Config, Error> {
+    let url = url.ok_or_else(|| Error::usage("--db-url", "required (or set DATABASE_URL)"))?;
+    postgres::Config::from_str(&url).map_err(|_| {
+        Error::usage(
+            "--db-url",
+            "must be a PostgreSQL URL like postgres://user@host/db",
+        )
+    })
+}
+
+/// A positive age like `400d`, `36h`, `90m`, `30s` or `1d12h`, at most
+/// 36500 days, which keeps it far inside PostgreSQL's interval range.
+fn age(text: &str) -> Option<Duration> {
+    let mut seconds: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let number: u64 = rest[..digits].parse().ok()?;
+        let unit = match rest[digits..].chars().next()? {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+        seconds = seconds.checked_add(number.checked_mul(unit)?)?;
+        rest = &rest[digits + 1..];
+    }
+    (1..=36_500 * 86_400)
+        .contains(&seconds)
+        .then(|| Duration::from_secs(seconds))
+}
+
+fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error> {
+    let mut value = |name, var| flag(&mut args, env, name, Some(var));
+    let listen = value("--listen", "SPARTAKUS_LISTEN")?;
+    let db_url = value("--db-url", "DATABASE_URL")?;
+    let threads = value("--threads", "SPARTAKUS_THREADS")?;
+    let max_body = value("--max-body-bytes", "SPARTAKUS_MAX_BODY_BYTES")?;
+    let log_level = value("--log-level", "SPARTAKUS_LOG_LEVEL")?;
     let mut proxies: Vec<String> = args
         .values_from_str("--trusted-proxy")
         .map_err(|_| Error::usage("--trusted-proxy", "needs a value"))?;
@@ -81,13 +224,7 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
             proxies.retain(|s| !s.is_empty());
         }
     }
-    if let Some(extra) = args.finish().first() {
-        let extra = extra.to_string_lossy();
-        return Err(Error::usage(
-            "arguments",
-            &format!("unexpected {extra:?}; see --help"),
-        ));
-    }
+    finish(args)?;
 
     let listen = listen.as_deref().unwrap_or("127.0.0.1:8080");
     let listen = SocketAddr::from_str(listen).map_err(|_| {
@@ -96,14 +233,7 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
             "must be HOST:PORT with an IP host, e.g. 0.0.0.0:8080",
         )
     })?;
-    let db_url =
-        db_url.ok_or_else(|| Error::usage("--db-url", "required (or set DATABASE_URL)"))?;
-    let db = postgres::Config::from_str(&db_url).map_err(|_| {
-        Error::usage(
-            "--db-url",
-            "must be a PostgreSQL URL like postgres://user@host/db",
-        )
-    })?;
+    let db = db_config(db_url)?;
     let threads = number("--threads", threads.as_deref(), 64, 1, 4096)?;
     let max_body_bytes = number(
         "--max-body-bytes",
@@ -158,17 +288,20 @@ fn number(
 mod tests {
     use super::*;
 
-    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
+    fn command(args: &[&str], env: &[(&str, &str)]) -> Result<Command, String> {
         let args = args.iter().map(OsString::from).collect();
         let env = |k: &str| {
             env.iter()
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         };
-        match parse(args, &env) {
-            Ok(Command::Run(c)) => Ok(*c),
-            Ok(_) => Err("not a run".into()),
-            Err(e) => Err(e.to_string()),
+        parse(args, &env).map_err(|e| e.to_string())
+    }
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
+        match command(args, env)? {
+            Command::Run(c) => Ok(*c),
+            _ => Err("not a run".into()),
         }
     }
 
@@ -218,5 +351,93 @@ mod tests {
         assert_eq!(c.threads, 5);
         assert_eq!(c.trusted_proxies.len(), 2);
         assert_eq!(c.max_body_bytes, 8 << 20);
+    }
+
+    #[test]
+    fn subcommand_flags_name_the_flag() {
+        let db = "--db-url=postgres://u@h/d";
+        let cases: &[(&[&str], &str)] = &[
+            (&["summary"], "--db-url: required"),
+            (
+                &["summary", db, "--days", "0"],
+                "--days: must be a whole number from 1 to 36500",
+            ),
+            (
+                &["summary", db, "--days", "x"],
+                "--days: must be a whole number",
+            ),
+            (
+                &["summary", db, "--json", "x"],
+                "arguments: unexpected \"x\"",
+            ),
+            (&["prune", db], "--older-than: required"),
+            (&["prune", "--older-than", "400d"], "--db-url: required"),
+            (
+                &["prune", db, "--older-than", "0d"],
+                "--older-than: must be a duration",
+            ),
+            (
+                &["prune", db, "--older-than", "400"],
+                "--older-than: must be a duration",
+            ),
+            (
+                &["prune", db, "--older-than", "1y"],
+                "--older-than: must be a duration",
+            ),
+            (
+                &["prune", db, "--older-than", "36501d"],
+                "--older-than: must be a duration",
+            ),
+            (
+                &["prune", db, "--older-than", "400d", "--batch-size", "0"],
+                "--batch-size: must be",
+            ),
+            (
+                &["prune", db, "--older-than"],
+                "--older-than: needs a value",
+            ),
+            (&["report", db], "arguments: unexpected \"report\""),
+        ];
+        for (args, want) in cases {
+            let got = command(args, &[])
+                .err()
+                .unwrap_or_else(|| "accepted".into());
+            assert!(
+                got.starts_with(want),
+                "args {args:?}: want {want:?}, got {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn older_than_takes_days_hours_minutes_seconds() {
+        let env = [("DATABASE_URL", "postgres://u@h/d")];
+        for (text, secs) in [
+            ("400d", 400 * 86_400),
+            ("36h", 129_600),
+            ("90m", 5_400),
+            ("1d12h30s", 129_630),
+        ] {
+            match command(&["prune", "--older-than", text], &env) {
+                Ok(Command::Prune(p)) => {
+                    assert_eq!(p.older_than, Duration::from_secs(secs), "{text}");
+                    assert_eq!(p.batch_size, 10_000);
+                }
+                _ => panic!("{text}: not a prune"),
+            }
+        }
+    }
+
+    #[test]
+    fn summary_defaults_to_30_days_of_tables() {
+        let env = [("DATABASE_URL", "postgres://u@h/d")];
+        match command(&["summary"], &env) {
+            Ok(Command::Summary(s)) => assert_eq!((s.days, s.json), (30, false)),
+            _ => panic!("not a summary"),
+        }
+        match command(&["summary", "--json", "--days=7"], &env) {
+            Ok(Command::Summary(s)) => assert_eq!((s.days, s.json), (7, true)),
+            _ => panic!("not a summary"),
+        }
     }
 }

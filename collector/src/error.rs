@@ -1,5 +1,6 @@
-//! The collector's one error type for start-up and shutdown. Request-level
-//! failures are answers (see `http.rs`), not errors, and never reach here.
+//! The collector's one error type for start-up, shutdown and the `summary`
+//! and `prune` subcommands. Request-level failures are answers (see
+//! `http.rs`), not errors, and never reach here.
 
 use std::fmt;
 
@@ -12,6 +13,10 @@ pub enum Error {
     Listen(String),
     /// Installing the signal handlers failed.
     Signals(std::io::Error),
+    /// `summary` or `prune` could not connect or query, or found no schema.
+    Database(String),
+    /// Writing the output of `summary` or `prune` failed (a closed pipe).
+    Output(std::io::Error),
 }
 
 impl Error {
@@ -37,6 +42,24 @@ impl fmt::Display for Error {
             Error::Usage { flag, rule } => write!(f, "{flag}: {rule}"),
             Error::Listen(cause) => write!(f, "listen: {cause}"),
             Error::Signals(cause) => write!(f, "signals: {cause}"),
+            Error::Database(cause) => write!(f, "database: {cause}"),
+            Error::Output(cause) => write!(f, "stdout: {cause}"),
         }
+    }
+}
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Error {
+        // 42P01 is undefined_table, views included: only the serving
+        // collector creates the schema, so that summary can run with a
+        // read-only role and neither subcommand changes what it reads.
+        if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) {
+            return Error::Database(format!(
+                "{}; run this version of spartakus-collector (serving) once against this \
+                 database to create the schema",
+                crate::store::describe(&e)
+            ));
+        }
+        Error::Database(crate::store::describe(&e))
     }
 }

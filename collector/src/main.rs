@@ -1,12 +1,15 @@
 //! spartakus-collector: flags, logging and wiring; `run` serves until SIGTERM
-//! or SIGINT. Every error becomes an exit code here and nowhere else.
+//! or SIGINT, and the `summary` and `prune` subcommands print what they
+//! found or did. Every error becomes an exit code here and nowhere else.
 #![forbid(unsafe_code)]
 
 mod config;
 mod error;
 mod http;
+mod insight;
 mod metrics;
 mod peer;
+mod prune;
 mod report;
 mod server;
 mod store;
@@ -14,6 +17,7 @@ mod store;
 use config::{Command, Config};
 use error::Error;
 use signal_hook::consts::{SIGINT, SIGTERM};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -38,6 +42,15 @@ fn main() {
             Ok(()) => 0,
             Err(e) => fail(&e),
         },
+        Ok(Command::Summary(args)) => {
+            let render = if args.json {
+                insight::Summary::json
+            } else {
+                insight::Summary::text
+            };
+            print(insight::summary(&args).map(|s| render(&s)))
+        }
+        Ok(Command::Prune(args)) => print(prune::prune(&args).map(|p| p.to_string())),
         Err(e) => fail(&e),
     };
     std::process::exit(code);
@@ -46,6 +59,21 @@ fn main() {
 fn fail(e: &Error) -> i32 {
     eprintln!("spartakus-collector: {e}");
     e.exit_code()
+}
+
+/// Writes a subcommand's output; `print!` would panic on a closed pipe.
+fn print(output: Result<String, Error>) -> i32 {
+    let written = output.and_then(|text| {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(Error::Output)
+    });
+    match written {
+        Ok(()) => 0,
+        Err(e) => fail(&e),
+    }
 }
 
 fn run(config: Config) -> Result<(), Error> {
