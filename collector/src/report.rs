@@ -17,11 +17,15 @@
 //!   becomes `metadata.timestamp`.
 //!
 //! PostgreSQL's jsonb cannot hold a NUL character, so `\u0000` anywhere is
-//! refused here rather than failing a whole batch later.
+//! refused here rather than failing a whole batch later. The payload is
+//! checked by walking it once without building it (`scan`): it is stored as
+//! its text, and this is the hot path of every report.
 
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// A validated report, ready to be stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,42 +59,29 @@ pub fn parse(
     received_at: i64,
     received_from: &str,
 ) -> Result<Report, String> {
-    let (metadata, payload) = match format {
+    let (mut metadata, raw) = match format {
         Format::Current => split_current(body)?,
-        Format::V1 => {
-            let raw: &RawValue = serde_json::from_slice(body).map_err(json_error)?;
-            let record = object(raw, "body")?;
-            let timestamp = match record.get("timestamp") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(Value::Number(n)) if n.is_i64() => Some(n.to_string()),
-                Some(_) => return Err("timestamp: must be unix seconds".into()),
-            };
-            let metadata = timestamp.map(|t| ("timestamp".to_string(), t));
-            (metadata.into_iter().collect(), (raw, record))
+        Format::V1 => (
+            BTreeMap::new(),
+            serde_json::from_slice(body).map_err(json_error)?,
+        ),
+    };
+    let (field, id_label) = match format {
+        Format::Current => ("payload", "payload.clusterID"),
+        Format::V1 => ("body", "clusterID"),
+    };
+    let top = scan(raw, field)?;
+    let cluster_id = match top.cluster_id {
+        Text::String(id) if !id.is_empty() => id,
+        _ => return Err(format!("{id_label}: required, a non-empty string")),
+    };
+    if format == Format::V1 {
+        match top.timestamp {
+            Text::String(t) | Text::Integer(t) => drop(metadata.insert("timestamp".into(), t)),
+            Text::Absent => {}
+            Text::Other => return Err("timestamp: must be unix seconds".into()),
         }
-    };
-    let (raw_payload, payload) = payload;
-    let label = if format == Format::V1 {
-        "clusterID"
-    } else {
-        "payload.clusterID"
-    };
-    let cluster_id = match payload.get("clusterID") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(format!("{label}: required, a non-empty string")),
-    };
-    if has_nul(&Value::Object(payload)) {
-        let field = if format == Format::V1 {
-            "body"
-        } else {
-            "payload"
-        };
-        return Err(format!(
-            "{field}: contains a NUL character (\\u0000), which cannot be stored"
-        ));
     }
-    let mut metadata = metadata;
     let report_id = metadata.get("reportID").cloned();
     if let Some(id) = &report_id {
         if id.is_empty() || id.len() > MAX_REPORT_ID {
@@ -105,15 +96,13 @@ pub fn parse(
         cluster_id,
         report_id,
         metadata,
-        payload: raw_payload.get().to_string(),
+        payload: raw.get().to_string(),
         received_at,
         received_from: received_from.to_string(),
     })
 }
 
-type Payload<'a> = (&'a RawValue, Map<String, Value>);
-
-fn split_current(body: &[u8]) -> Result<(BTreeMap<String, String>, Payload<'_>), String> {
+fn split_current(body: &[u8]) -> Result<(BTreeMap<String, String>, &RawValue), String> {
     let top: BTreeMap<String, &RawValue> = serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
             "body: must be a JSON object with metadata and payload".to_string()
@@ -128,7 +117,12 @@ fn split_current(body: &[u8]) -> Result<(BTreeMap<String, String>, Payload<'_>),
     }
     let mut metadata = BTreeMap::new();
     if let Some(raw) = top.get("metadata").filter(|r| r.get() != "null") {
-        for (key, value) in object(raw, "metadata")? {
+        let map: BTreeMap<String, Value> = match serde_json::from_str(raw.get()) {
+            Ok(map) => map,
+            Err(e) if e.is_data() => return Err("metadata: must be an object".into()),
+            Err(e) => return Err(json_error(e)),
+        };
+        for (key, value) in map {
             match value {
                 Value::String(s) if !s.contains('\0') && !key.contains('\0') => {
                     metadata.insert(key, s);
@@ -141,27 +135,188 @@ fn split_current(body: &[u8]) -> Result<(BTreeMap<String, String>, Payload<'_>),
         }
     }
     let raw = top.get("payload").ok_or("payload: required")?;
-    Ok((metadata, (raw, object(raw, "payload")?)))
-}
-
-fn object(raw: &RawValue, field: &str) -> Result<Map<String, Value>, String> {
-    match serde_json::from_str(raw.get()) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(format!("{field}: must be an object")),
-        Err(e) => Err(json_error(e)),
-    }
+    Ok((metadata, raw))
 }
 
 fn json_error(e: serde_json::Error) -> String {
     format!("body: invalid JSON ({e})")
 }
 
-fn has_nul(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(has_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
+/// What `scan` found at the top level of an object.
+struct TopLevel {
+    cluster_id: Text,
+    timestamp: Text,
+}
+
+/// A top-level value the collector reads, as far as it matters.
+enum Text {
+    Absent,
+    String(String),
+    Integer(String),
+    Other,
+}
+
+/// Checks that `raw` is an object without a NUL character anywhere, and
+/// picks out its top-level `clusterID` and `timestamp`, without building the
+/// value in memory: reports are stored as their text, so this is all the
+/// reading they need.
+fn scan(raw: &RawValue, field: &str) -> Result<TopLevel, String> {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    de.deserialize_any(Object).map_err(|e| match e.is_data() {
+        true => format!("{field}: {e}"),
+        false => json_error(e),
+    })
+}
+
+const NUL: &str = "contains a NUL character (\\u0000), which cannot be stored";
+
+/// The top-level object.
+struct Object;
+
+impl<'de> Visitor<'de> for Object {
+    type Value = TopLevel;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
+        let mut top = TopLevel {
+            cluster_id: Text::Absent,
+            timestamp: Text::Absent,
+        };
+        while let Some(key) = map.next_key_seed(KeyName)? {
+            match key {
+                Key::ClusterId => top.cluster_id = map.next_value_seed(Field)?,
+                Key::Timestamp => top.timestamp = map.next_value_seed(Field)?,
+                Key::Other => map.next_value_seed(Any)?,
+            }
+        }
+        Ok(top)
+    }
+}
+
+/// A key of the top-level object.
+enum Key {
+    ClusterId,
+    Timestamp,
+    Other,
+}
+
+/// Reads a key of the top-level object.
+struct KeyName;
+
+impl<'de> DeserializeSeed<'de> for KeyName {
+    type Value = Key;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeyName {
+    type Value = Key;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+        match v {
+            "clusterID" => Ok(Key::ClusterId),
+            "timestamp" => Ok(Key::Timestamp),
+            _ if v.contains('\0') => Err(E::custom(NUL)),
+            _ => Ok(Key::Other),
+        }
+    }
+}
+
+/// The value of `clusterID` or `timestamp`.
+struct Field;
+
+impl<'de> DeserializeSeed<'de> for Field {
+    type Value = Text;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Text, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Field {
+    type Value = Text;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+        match v.contains('\0') {
+            true => Err(E::custom(NUL)),
+            false => Ok(Text::String(v.to_string())),
+        }
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Text, E> {
+        Ok(Text::Integer(v.to_string()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Text, E> {
+        Ok(Text::Integer(v.to_string()))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Text, E> {
+        Ok(Text::Other)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Text, E> {
+        Ok(Text::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Text, E> {
+        Ok(Text::Absent)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Text, A::Error> {
+        Any.visit_seq(seq).map(|()| Text::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Text, A::Error> {
+        Any.visit_map(map).map(|()| Text::Other)
+    }
+}
+
+/// Any value, refused if a string or key in it holds a NUL.
+struct Any;
+
+impl<'de> DeserializeSeed<'de> for Any {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Any {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        match v.contains('\0') {
+            true => Err(E::custom(NUL)),
+            false => Ok(()),
+        }
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Any)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Any)?.is_some() {
+            map.next_value_seed(Any)?;
+        }
+        Ok(())
     }
 }
 
@@ -218,7 +373,10 @@ mod tests {
                 "extra: unknown field",
             ),
             (r#"{"metadata": {}}"#, "payload: required"),
-            (r#"{"payload": []}"#, "payload: must be an object"),
+            (
+                r#"{"payload": []}"#,
+                "payload: invalid type: sequence, expected an object",
+            ),
             (r#"{"payload": {}}"#, "payload.clusterID: required"),
             (
                 r#"{"payload": {"clusterID": ""}}"#,
@@ -300,7 +458,10 @@ mod tests {
                 r#"{"clusterID": "c", "timestamp": [1]}"#,
                 "timestamp: must be unix seconds",
             ),
-            (r#""x""#, "body: must be an object"),
+            (
+                r#""x""#,
+                "body: invalid type: string \"x\", expected an object",
+            ),
         ] {
             let got = parse(Format::V1, body.as_bytes(), 1, "h").expect_err(body);
             assert!(
