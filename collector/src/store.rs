@@ -217,6 +217,9 @@ impl Writer {
         let mut client = self.config.connect(NoTls)?;
         if !self.migrated {
             let mut tx = client.transaction()?;
+            // Replacing a view waits for queries reading it (a dashboard);
+            // give up and retry later rather than queue ingest behind them.
+            tx.batch_execute("SET LOCAL lock_timeout = '10s'")?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
             tx.batch_execute(SCHEMA)?;
             tx.commit()?;
