@@ -26,6 +26,11 @@ OPTIONS:
     --threads N              request worker threads [default: 64] [env: SPARTAKUS_THREADS]
     --max-body-bytes N       largest report body accepted [default: 8388608]
                              [env: SPARTAKUS_MAX_BODY_BYTES]
+    --max-connections N      client connections open at once; more get 503
+                             [default: 1024] [env: SPARTAKUS_MAX_CONNECTIONS]
+    --read-timeout SECONDS   longest wait for a client's next bytes; a whole
+                             request (head and body) may take 3 times this
+                             [default: 10] [env: SPARTAKUS_READ_TIMEOUT]
     --trusted-proxy CIDR     a proxy whose X-Forwarded-For / X-Real-IP is believed;
                              repeatable [default: none]
                              [env: SPARTAKUS_TRUSTED_PROXY, comma-separated]
@@ -61,6 +66,8 @@ pub struct Config {
     pub db: postgres::Config,
     pub threads: usize,
     pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub read_timeout: Duration,
     pub trusted_proxies: Vec<Cidr>,
     pub log_level: log::LevelFilter,
 }
@@ -214,6 +221,8 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
     let db_url = value("--db-url", "DATABASE_URL")?;
     let threads = value("--threads", "SPARTAKUS_THREADS")?;
     let max_body = value("--max-body-bytes", "SPARTAKUS_MAX_BODY_BYTES")?;
+    let max_connections = value("--max-connections", "SPARTAKUS_MAX_CONNECTIONS")?;
+    let read_timeout = value("--read-timeout", "SPARTAKUS_READ_TIMEOUT")?;
     let log_level = value("--log-level", "SPARTAKUS_LOG_LEVEL")?;
     let mut proxies: Vec<String> = args
         .values_from_str("--trusted-proxy")
@@ -242,6 +251,15 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
         64,
         1 << 30,
     )?;
+    let max_connections = number(
+        "--max-connections",
+        max_connections.as_deref(),
+        1024,
+        1,
+        65536,
+    )?;
+    let read_timeout = number("--read-timeout", read_timeout.as_deref(), 10, 1, 3600)?;
+    let read_timeout = Duration::from_secs(read_timeout as u64);
     let trusted_proxies = proxies
         .iter()
         .map(|p| {
@@ -260,6 +278,8 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
         db,
         threads,
         max_body_bytes,
+        max_connections,
+        read_timeout,
         trusted_proxies,
         log_level,
     })))

@@ -8,17 +8,26 @@ use crate::report::{self, Format};
 use crate::store::{Store, StoreError};
 use std::io::{ErrorKind, Read};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER: &str = "5";
 
+/// Bodies up to this size are read by the connection's own thread before a
+/// worker sees the request (tiny_http's `Limits::preread_bytes`): a worker
+/// never waits on a slow client for them. Larger bodies are read by the
+/// worker, and `App::large_bodies` caps how many workers may do that at once.
+pub const PREREAD_BYTES: usize = 64 * 1024;
+
 /// What the routes share.
 pub struct App {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    /// Workers that may be reading a body over `PREREAD_BYTES` at once.
+    pub large_bodies: Slots,
     pub trusted_proxies: Vec<Cidr>,
     pub version: &'static str,
 }
@@ -120,6 +129,16 @@ fn ingest(format: Format, req: &Incoming, body: &mut dyn Read, app: &App) -> Ans
     if req.content_length.is_some_and(|n| n > limit) {
         return too_large();
     }
+    let _slot = match req.content_length {
+        Some(n) if n <= PREREAD_BYTES => None,
+        _ => match app.large_bodies.take() {
+            Some(slot) => Some(slot),
+            None => {
+                return Answer::error(503, "busy receiving other large reports, retry later")
+                    .header("Retry-After", RETRY_AFTER)
+            }
+        },
+    };
     let mut buf = Vec::with_capacity(req.content_length.unwrap_or(8192).min(limit));
     // One byte past the limit tells "exactly at the limit" from "over it".
     let limit_plus_one = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
@@ -153,6 +172,39 @@ fn ingest(format: Format, req: &Incoming, body: &mut dyn Read, app: &App) -> Ans
         Err(StoreError::Unavailable) => Answer::error(503, "database: unavailable, retry later")
             .header("Retry-After", RETRY_AFTER),
         Err(StoreError::Rejected) => Answer::error(400, "payload: refused by the database"),
+    }
+}
+
+/// A counting semaphore that never blocks: `take` fails when all are taken.
+pub struct Slots {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl Slots {
+    pub fn new(max: usize) -> Slots {
+        Slots {
+            used: AtomicUsize::new(0),
+            max: max.max(1),
+        }
+    }
+
+    fn take(&self) -> Option<Slot<'_>> {
+        let taken = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            });
+        taken.ok().map(|_| Slot(self))
+    }
+}
+
+/// One taken slot, given back on drop.
+struct Slot<'a>(&'a Slots);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.used.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -199,6 +251,7 @@ mod tests {
             store: fake.clone(),
             metrics: Arc::default(),
             max_body_bytes: 100,
+            large_bodies: Slots::new(1),
             trusted_proxies: Vec::new(),
             version: "test",
         };

@@ -97,7 +97,15 @@ fn run(config: Config) -> Result<(), Error> {
         }
     });
 
-    let server = tiny_http::Server::http(config.listen)
+    let listener = std::net::TcpListener::bind(config.listen)
+        .map_err(|e| Error::Listen(format!("{}: {e}", config.listen)))?;
+    let limits = tiny_http::Limits {
+        io_timeout: Some(config.read_timeout),
+        request_timeout: Some(config.read_timeout * 3),
+        max_connections: config.max_connections,
+        preread_bytes: config.max_body_bytes.min(http::PREREAD_BYTES),
+    };
+    let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
         .map_err(|e| Error::Listen(format!("{}: {e}", config.listen)))?;
     let addr = server.server_addr().to_ip().unwrap_or(config.listen);
     log::info!("spartakus-collector {VERSION} listening on {addr}");
@@ -108,6 +116,7 @@ fn run(config: Config) -> Result<(), Error> {
         store: store.clone(),
         metrics,
         max_body_bytes: config.max_body_bytes,
+        large_bodies: http::Slots::new(config.threads / 2),
         trusted_proxies: config.trusted_proxies,
         version: VERSION,
     };

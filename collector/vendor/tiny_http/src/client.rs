@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::common::{HTTPVersion, Method};
+use crate::limits::{Clock, Deadline, Limits};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -22,14 +23,14 @@ pub struct ClientConnection {
 
     // sequence of Readers to the stream, so that the data is not read in
     //  the wrong order
-    source: SequentialReaderBuilder<BufReader<RefinedTcpStream>>,
+    source: SequentialReaderBuilder<BufReader<Deadline<RefinedTcpStream>>>,
 
     // sequence of Writers to the stream, to avoid writing response #2 before
     //  response #1
     sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
 
     // Reader to read the next header from
-    next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
+    next_header_source: SequentialReader<BufReader<Deadline<RefinedTcpStream>>>,
 
     // set to true if we know that the previous request is the last one
     no_more_requests: bool,
@@ -40,6 +41,11 @@ pub struct ClientConnection {
     // spartakus patch: set when a request body was left unread past
     // BodyGuard's bound; the connection is then closed, never re-parsed
     poisoned: Arc<AtomicBool>,
+
+    // spartakus patch: the current request's deadline, and the largest body
+    // read here rather than by whoever handles the request
+    clock: Clock,
+    preread: usize,
 }
 
 /// spartakus patch: longest request or header line, and most header lines.
@@ -61,9 +67,12 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        limits: &Limits,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let clock = Clock::new(limits.request_timeout);
+        let read_socket = Deadline::new(read_socket, clock.clone());
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -76,6 +85,8 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             poisoned: Arc::new(AtomicBool::new(false)),
+            clock,
+            preread: limits.preread_bytes,
         }
     }
 
@@ -130,6 +141,7 @@ impl ClientConnection {
                     let err = IoError::new(ErrorKind::InvalidData, "Unread request body");
                     return Err(ReadError::ReadIoError(err));
                 }
+                self.clock.start();
 
                 let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
 
@@ -181,6 +193,7 @@ impl ClientConnection {
             data_source,
             writer,
             self.poisoned.clone(),
+            self.preread,
         )
         .map_err(|e| {
             use crate::request;

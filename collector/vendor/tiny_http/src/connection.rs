@@ -95,6 +95,15 @@ impl Connection {
         }
     }
 
+    /// spartakus patch: read and write timeouts for an accepted connection.
+    pub(crate) fn set_timeouts(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_read_timeout(timeout).and(s.set_write_timeout(timeout)),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_read_timeout(timeout).and(s.set_write_timeout(timeout)),
+        }
+    }
+
     pub(crate) fn try_clone(&self) -> std::io::Result<Self> {
         match self {
             Self::Tcp(s) => s.try_clone().map(Self::from),

@@ -113,11 +113,13 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use limits::Limits;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 
 mod client;
+mod limits;
 mod common;
 mod connection;
 mod request;
@@ -189,6 +191,15 @@ pub struct SslConfig {
     pub private_key: Vec<u8>,
 }
 
+/// spartakus patch: counts a connection as open until its task ends.
+struct OpenGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
 impl Server {
     /// Shortcut for a simple server on a specific address.
     #[inline]
@@ -244,6 +255,16 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_limits(listener, ssl_config, Limits::default())
+    }
+
+    /// spartakus patch: `from_listener` with timeouts, a connection cap and
+    /// body pre-reading (see `Limits`).
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -289,14 +310,30 @@ impl Server {
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
+            let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
-                    Ok((sock, _)) => {
+                    Ok((mut sock, _)) => {
                         use util::RefinedTcpStream;
+                        if open.load(Relaxed) >= limits.max_connections {
+                            use std::io::Write;
+                            let busy = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                            let _ = sock.write_all(busy);
+                            continue;
+                        }
+                        if sock.set_timeouts(limits.io_timeout).is_err() {
+                            continue;
+                        }
                         let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
+                            None => match RefinedTcpStream::new(sock) {
+                                Ok(pair) => pair,
+                                Err(e) => {
+                                    log::error!("Error accepting new client: {}", e);
+                                    continue;
+                                }
+                            },
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection
@@ -306,13 +343,16 @@ impl Server {
                                     Err(_) => continue,
                                 };
 
-                                RefinedTcpStream::new(sock)
+                                match RefinedTcpStream::new(sock) {
+                                    Ok(pair) => pair,
+                                    Err(_) => continue,
+                                }
                             }
                             #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(write_closable, read_closable, &limits))
                     }
                     Err(e) => Err(e),
                 };
@@ -321,7 +361,10 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
+                        open.fetch_add(1, Relaxed);
+                        let open = OpenGuard(open.clone());
                         tasks_pool.spawn(Box::new(move || {
+                            let _open = &open;
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {

@@ -1,6 +1,7 @@
 use std::io::Error as IoError;
 use std::io::{self, Cursor, ErrorKind, Read, Write};
 
+use std::convert::TryFrom;
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -142,6 +143,7 @@ pub fn new_request<R, W>(
     mut source_data: R,
     writer: W,
     poisoned: Arc<AtomicBool>,
+    preread: usize,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -198,23 +200,19 @@ where
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
+        } else if content_length <= preread && !expects_continue {
             // if the content-length is small enough, we just read everything into a buffer
+            // (spartakus patch: up to `preread`, growing with what arrives)
 
-            let mut buffer = vec![0; content_length];
-            let mut offset = 0;
-
-            while offset != content_length {
-                let read = source_data.read(&mut buffer[offset..])?;
-                if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
-                    return Err(RequestCreationError::CreationIoError(err));
-                }
-
-                offset += read;
+            let mut buffer = Vec::new();
+            let limit = u64::try_from(content_length).unwrap_or(u64::MAX);
+            source_data.by_ref().take(limit).read_to_end(&mut buffer)?;
+            if buffer.len() != content_length {
+                // the socket returned EOF, but we were before the expected content-length
+                // aborting
+                let info = "Connection has been closed before we received enough data";
+                let err = IoError::new(ErrorKind::ConnectionAborted, info);
+                return Err(RequestCreationError::CreationIoError(err));
             }
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>

@@ -1,0 +1,272 @@
+//! Hostile and unlucky conditions: idle and slow clients, too many
+//! connections, hostile bodies, and the process killed under load.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn connect(c: &Collector) -> TcpStream {
+    TcpStream::connect(c.addr).expect("connect to collector")
+}
+
+/// Sends a request head declaring `length` body bytes, and `sent` of them.
+fn stall(c: &Collector, length: usize, sent: usize) -> TcpStream {
+    let mut s = connect(c);
+    let head = format!(
+        "POST /api/v1/stats HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).expect("send head");
+    let part = b"{\"payload\": {\"clusterID\": \"stalled\", \"pad\": \"";
+    s.write_all(&part[..sent.min(part.len())])
+        .expect("send part of the body");
+    s
+}
+
+#[test]
+fn idle_and_stalled_clients_do_not_keep_a_normal_one_waiting() {
+    let db = TestDb::new();
+    let c = Collector::start(&db.url, &[]);
+    c.wait_ready(Duration::from_secs(20));
+    let idle: Vec<TcpStream> = (0..400).map(|_| connect(&c)).collect();
+    // Small bodies stall in their connection's own thread; large ones in a
+    // worker, of which only half may be reading a large body at once.
+    let mut stalled: Vec<TcpStream> = (0..40).map(|_| stall(&c, 5_000, 30)).collect();
+    stalled.extend((0..10).map(|_| stall(&c, 500_000, 30)));
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..5 {
+        let started = Instant::now();
+        let reply = c.post("/api/v1/stats", SEED);
+        let took = started.elapsed();
+        assert_eq!(reply.status, 204, "{reply:?}");
+        assert!(
+            took < Duration::from_secs(1),
+            "normal client {i} waited {took:?}"
+        );
+    }
+    drop((idle, stalled));
+    assert_eq!(db.count(), 5);
+}
+
+#[test]
+fn idle_and_slow_connections_are_closed_after_the_read_timeout() {
+    let db = TestDb::new();
+    let c = Collector::start(&db.url, &["--read-timeout", "1"]);
+    c.wait_ready(Duration::from_secs(20));
+    let closed_within = |mut s: TcpStream, limit: Duration| {
+        s.set_read_timeout(Some(limit + Duration::from_secs(5)))
+            .expect("timeout");
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let took = started.elapsed();
+        assert!(took < limit, "connection still open after {took:?}");
+        String::from_utf8_lossy(&out).to_string()
+    };
+    // Idle: closed after one read timeout, with 408.
+    let answer = closed_within(connect(&c), Duration::from_secs(3));
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer:?}"
+    );
+    // A body trickling in a byte at a time: each read is quick, but the
+    // whole request may take only 3 read timeouts.
+    let mut s = stall(&c, 5_000, 10);
+    let trickle = std::thread::spawn({
+        let mut s = s.try_clone().expect("clone");
+        move || {
+            for _ in 0..60 {
+                if s.write_all(b" ").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    });
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "slow body held {:?}",
+        started.elapsed()
+    );
+    let _ = trickle.join();
+    // Nothing of it was stored, and the collector still serves.
+    assert_eq!(c.post("/api/v1/stats", SEED).status, 204);
+    assert_eq!(db.count(), 1);
+}
+
+#[test]
+fn connections_over_the_cap_get_503_at_once() {
+    let db = TestDb::new();
+    let c = Collector::start(&db.url, &["--max-connections", "5"]);
+    c.wait_ready(Duration::from_secs(20));
+    let held: Vec<TcpStream> = (0..5).map(|_| connect(&c)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let reply = get(c.addr, "/healthz");
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(reply.header("Retry-After").is_some());
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while get(c.addr, "/healthz").status != 200 {
+        assert!(Instant::now() < deadline, "slots never came back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn hostile_bodies_get_4xx_never_5xx() {
+    let db = TestDb::new();
+    let c = Collector::start(&db.url, &["--max-body-bytes", "300000"]);
+    c.wait_ready(Duration::from_secs(20));
+    let seed = SEED.as_bytes();
+    let mut bodies: Vec<(String, Vec<u8>)> = vec![
+        ("empty".into(), vec![]),
+        ("nested arrays".into(), "[".repeat(100_000).into_bytes()),
+        (
+            "nested in payload".into(),
+            format!(
+                r#"{{"payload": {{"clusterID": "c", "x": {}}}}}"#,
+                "[".repeat(100_000)
+            )
+            .into_bytes(),
+        ),
+        (
+            "huge number".into(),
+            br#"{"payload": {"clusterID": "c", "n": 1e999999}}"#.to_vec(),
+        ),
+        (
+            "long number".into(),
+            format!(
+                r#"{{"payload": {{"clusterID": "c", "n": {}}}}}"#,
+                "9".repeat(100_000)
+            )
+            .into_bytes(),
+        ),
+        (
+            "invalid UTF-8".into(),
+            b"{\"payload\": {\"clusterID\": \"\xc3\x28\"}}".to_vec(),
+        ),
+        (
+            "raw NUL".into(),
+            b"{\"payload\": {\"clusterID\": \"a\x00b\"}}".to_vec(),
+        ),
+        (
+            "escaped NUL".into(),
+            br#"{"payload": {"clusterID": "c", "k": "a\u0000b"}}"#.to_vec(),
+        ),
+        (
+            "escaped NUL key".into(),
+            br#"{"payload": {"clusterID": "c", "a\u0000b": 1}}"#.to_vec(),
+        ),
+        (
+            "lone surrogate".into(),
+            br#"{"payload": {"clusterID": "c", "k": "\ud800"}}"#.to_vec(),
+        ),
+        ("trailing garbage".into(), [seed, b"}"].concat()),
+    ];
+    for cut in [1, 10, 100, seed.len() / 2, seed.len() - 1] {
+        bodies.push((format!("truncated at {cut}"), seed[..cut].to_vec()));
+    }
+    // Every single-byte mutation at a few positions, with bytes that matter.
+    for pos in (0..seed.len()).step_by(23) {
+        for byte in [b'"', b'{', b'}', b'[', b',', b':', b'\\', 0x00, 0xff, b'0'] {
+            let mut m = seed.to_vec();
+            m[pos] = byte;
+            bodies.push((format!("byte {pos} set to {byte:#04x}"), m));
+        }
+    }
+    let mut stored = 0;
+    for (name, body) in &bodies {
+        let reply = request(
+            c.addr,
+            "POST",
+            "/api/v1/stats",
+            &[("Content-Type", "application/json")],
+            body,
+        );
+        match reply.status {
+            204 => stored += 1,
+            400..=499 => drop(reply.message()),
+            _ => panic!(
+                "{name}: status {} ({})\n{}",
+                reply.status,
+                reply.body,
+                c.log()
+            ),
+        }
+    }
+    assert_eq!(db.count(), stored, "every 204 is a row, and only those");
+    assert_eq!(
+        c.post("/api/v1/stats", SEED).status,
+        204,
+        "still serving:\n{}",
+        c.log()
+    );
+}
+
+#[test]
+fn kill_9_under_load_loses_no_acknowledged_report() {
+    let db = TestDb::new();
+    let c = Collector::start(&db.url, &[]);
+    c.wait_ready(Duration::from_secs(20));
+    let acked = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (c, acked) = (&c, &acked);
+            s.spawn(move || {
+                for i in 0.. {
+                    let id = format!("kill-{t}-{i}");
+                    let body = json!({"metadata": {"reportID": id}, "payload": {"clusterID": "c"}}).to_string();
+                    let head = format!(
+                        "POST /api/v1/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let Ok(mut s) = TcpStream::connect(c.addr) else { return };
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
+                    if s.write_all(format!("{head}{body}").as_bytes()).is_err() {
+                        return;
+                    }
+                    let mut out = Vec::new();
+                    let _ = s.read_to_end(&mut out);
+                    if out.starts_with(b"HTTP/1.1 204") {
+                        acked.lock().expect("lock").push(id);
+                    } else if out.is_empty() {
+                        return; // the collector is gone
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        c.signal("KILL");
+    });
+    let acked = acked.into_inner().expect("lock");
+    assert!(
+        acked.len() > 10,
+        "too little was acknowledged before the kill: {}",
+        acked.len()
+    );
+    let mut client = db.client();
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|id| {
+            let n: i64 = client
+                .query_one("SELECT count(*) FROM reports WHERE report_id = $1", &[id])
+                .expect("query")
+                .get(0);
+            n != 1
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged reports are missing: {missing:?}",
+        missing.len(),
+        acked.len()
+    );
+}
