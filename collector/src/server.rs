@@ -110,8 +110,10 @@ fn respond(request: Request, answer: Answer, started: Instant, metrics: &crate::
     if answer_closes {
         request.close_connection();
     }
+    // Counted before the answer leaves, so a client never sees metrics that
+    // do not include its own request yet.
+    metrics.observe(status, started.elapsed());
     if let Err(e) = request.respond(response) {
         log::debug!("answering: {e}");
     }
-    metrics.observe(status, started.elapsed());
 }
