@@ -4,7 +4,7 @@
 //! connect to anything.
 
 use crate::error::Error;
-use crate::peer::Cidr;
+use crate::peer::{Cidr, Keep};
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -31,6 +31,12 @@ OPTIONS:
     --read-timeout SECONDS   longest wait for a client's next bytes; a whole
                              request (head and body) may take 3 times this
                              [default: 10] [env: SPARTAKUS_READ_TIMEOUT]
+    --received-from POLICY   how much of a client's address is stored: full,
+                             truncated (IPv4 /24, IPv6 /64) or none
+                             [default: full] [env: SPARTAKUS_RECEIVED_FROM]
+    --rate-limit N/min       reports accepted per client address (IPv6: per /64)
+                             per minute; more get 429 [default: no limit]
+                             [env: SPARTAKUS_RATE_LIMIT]
     --trusted-proxy CIDR     a proxy whose X-Forwarded-For / X-Real-IP is believed;
                              repeatable [default: none]
                              [env: SPARTAKUS_TRUSTED_PROXY, comma-separated]
@@ -69,6 +75,9 @@ pub struct Config {
     pub max_connections: usize,
     pub read_timeout: Duration,
     pub trusted_proxies: Vec<Cidr>,
+    pub received_from: Keep,
+    /// Reports per client address per minute.
+    pub rate_limit: Option<u32>,
     pub log_level: log::LevelFilter,
 }
 
@@ -223,6 +232,8 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
     let max_body = value("--max-body-bytes", "SPARTAKUS_MAX_BODY_BYTES")?;
     let max_connections = value("--max-connections", "SPARTAKUS_MAX_CONNECTIONS")?;
     let read_timeout = value("--read-timeout", "SPARTAKUS_READ_TIMEOUT")?;
+    let received_from = value("--received-from", "SPARTAKUS_RECEIVED_FROM")?;
+    let rate_limit = value("--rate-limit", "SPARTAKUS_RATE_LIMIT")?;
     let log_level = value("--log-level", "SPARTAKUS_LOG_LEVEL")?;
     let mut proxies: Vec<String> = args
         .values_from_str("--trusted-proxy")
@@ -260,6 +271,18 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
     )?;
     let read_timeout = number("--read-timeout", read_timeout.as_deref(), 10, 1, 3600)?;
     let read_timeout = Duration::from_secs(read_timeout as u64);
+    let received_from = Keep::from_str(received_from.as_deref().unwrap_or("full"))
+        .map_err(|_| Error::usage("--received-from", "must be full, truncated or none"))?;
+    let rate_limit = match rate_limit.as_deref() {
+        None => None,
+        Some(text) => match text.strip_suffix("/min").map(str::parse::<u32>) {
+            Some(Ok(n)) if (1..=1_000_000).contains(&n) => Some(n),
+            _ => {
+                let rule = "must be reports per minute like 10/min, from 1 to 1000000";
+                return Err(Error::usage("--rate-limit", rule));
+            }
+        },
+    };
     let trusted_proxies = proxies
         .iter()
         .map(|p| {
@@ -281,6 +304,8 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
         max_connections,
         read_timeout,
         trusted_proxies,
+        received_from,
+        rate_limit,
         log_level,
     })))
 }

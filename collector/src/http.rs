@@ -2,15 +2,16 @@
 //! testable without a socket. Knows the endpoints, the status codes and the
 //! JSON error shape. Does not own sockets or threads (see `server.rs`).
 
+use crate::limit::RateLimit;
 use crate::metrics::Metrics;
-use crate::peer::{self, Cidr};
+use crate::peer::{self, Cidr, Keep};
 use crate::report::{self, Format};
 use crate::store::{Store, StoreError};
 use std::io::{ErrorKind, Read};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER: &str = "5";
@@ -29,6 +30,8 @@ pub struct App {
     /// Workers that may be reading a body over `PREREAD_BYTES` at once.
     pub large_bodies: Slots,
     pub trusted_proxies: Vec<Cidr>,
+    pub received_from: Keep,
+    pub rate_limit: Option<RateLimit>,
     pub version: &'static str,
 }
 
@@ -118,6 +121,18 @@ fn ingest(format: Format, req: &Incoming, body: &mut dyn Read, app: &App) -> Ans
     if !is_json(req.content_type) {
         return Answer::error(415, "Content-Type: must be application/json");
     }
+    let client = peer::client_ip(
+        req.peer,
+        &req.forwarded_for,
+        req.real_ip,
+        &app.trusted_proxies,
+    );
+    if let (Some(limit), Some(ip)) = (&app.rate_limit, client) {
+        if let Err(wait) = limit.check(ip, Instant::now()) {
+            return Answer::error(429, "too many reports from this address, retry later")
+                .header("Retry-After", &wait.to_string());
+        }
+    }
     let limit = app.max_body_bytes;
     let too_large = || {
         Answer::error(
@@ -156,17 +171,18 @@ fn ingest(format: Format, req: &Incoming, body: &mut dyn Read, app: &App) -> Ans
     let received_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let from = peer::client_ip(
-        req.peer,
-        &req.forwarded_for,
-        req.real_ip,
-        &app.trusted_proxies,
-    )
-    .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-    let report = match report::parse(format, &buf, received_at, &from) {
+    let from = match client {
+        Some(ip) => app.received_from.apply(ip),
+        None => Some("unknown".to_string()),
+    };
+    let mut report = match report::parse(format, &buf, received_at, from.as_deref().unwrap_or("")) {
         Ok(report) => report,
         Err(message) => return Answer::error(400, &message),
     };
+    if from.is_none() {
+        // --received-from none: not in metadata; the column is left empty.
+        report.metadata.remove("received_from");
+    }
     match app.store.store(report) {
         Ok(_) => Answer::no_content(),
         Err(StoreError::Unavailable) => Answer::error(503, "database: unavailable, retry later")
@@ -253,6 +269,8 @@ mod tests {
             max_body_bytes: 100,
             large_bodies: Slots::new(1),
             trusted_proxies: Vec::new(),
+            received_from: Keep::Full,
+            rate_limit: None,
             version: "test",
         };
         (app, fake)

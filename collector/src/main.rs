@@ -7,6 +7,7 @@ mod config;
 mod error;
 mod http;
 mod insight;
+mod limit;
 mod metrics;
 mod peer;
 mod prune;
@@ -118,6 +119,8 @@ fn run(config: Config) -> Result<(), Error> {
         max_body_bytes: config.max_body_bytes,
         large_bodies: http::Slots::new(config.threads / 2),
         trusted_proxies: config.trusted_proxies,
+        received_from: config.received_from,
+        rate_limit: config.rate_limit.map(limit::RateLimit::new),
         version: VERSION,
     };
     server::serve(&server, &app, config.threads, &stopping);

@@ -1,8 +1,8 @@
 //! Who sent a report: the TCP peer, or, only when that peer is a trusted
-//! proxy, the client it names in X-Forwarded-For or X-Real-IP. Owns CIDR
-//! parsing. Does not decide how much of the address is stored.
+//! proxy, the client it names in X-Forwarded-For or X-Real-IP; and how much
+//! of that address is kept (`--received-from`). Owns CIDR parsing.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 /// An IP network such as 10.0.0.0/8 or fd00::/8.
@@ -101,6 +101,45 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     SocketAddr::from_str(hop).ok().map(|s| canonical(s.ip()))
 }
 
+/// How much of the client's address is stored (`--received-from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The whole address.
+    Full,
+    /// The network only: IPv4 /24, IPv6 /64 (e.g. 192.0.2.0, 2001:db8:1:2::).
+    Truncated,
+    /// Nothing.
+    None,
+}
+
+impl FromStr for Keep {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Keep, ()> {
+        match s {
+            "full" => Ok(Keep::Full),
+            "truncated" => Ok(Keep::Truncated),
+            "none" => Ok(Keep::None),
+            _ => Err(()),
+        }
+    }
+}
+
+impl Keep {
+    /// The text stored for `ip`; `None` when nothing is kept.
+    pub fn apply(self, ip: IpAddr) -> Option<String> {
+        match (self, ip) {
+            (Keep::None, _) => None,
+            (Keep::Full, ip) => Some(ip.to_string()),
+            (Keep::Truncated, IpAddr::V4(v4)) => {
+                Some(Ipv4Addr::from(u32::from(v4) & 0xffff_ff00).to_string())
+            }
+            (Keep::Truncated, IpAddr::V6(v6)) => {
+                Some(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX)).to_string())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +224,21 @@ mod tests {
             assert_eq!(got, ip(want), "peer {p}, xff {xff:?}, real {real:?}");
         }
         assert_eq!(client_ip(None, &[], None, &trusted), None);
+    }
+
+    #[test]
+    fn received_from_keeps_what_the_operator_chose() {
+        let cases = [
+            ("full", "192.0.2.145", Some("192.0.2.145")),
+            ("truncated", "192.0.2.145", Some("192.0.2.0")),
+            ("truncated", "2001:db8:1:2:3:4:5:6", Some("2001:db8:1:2::")),
+            ("none", "192.0.2.145", None),
+        ];
+        for (keep, ip, want) in cases {
+            let keep: Keep = keep.parse().expect("policy");
+            let ip: IpAddr = ip.parse().expect("ip");
+            assert_eq!(keep.apply(ip).as_deref(), want, "{keep:?} {ip}");
+        }
+        assert!("partial".parse::<Keep>().is_err());
     }
 }

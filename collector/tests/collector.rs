@@ -488,3 +488,32 @@ fn bad_flags_exit_2_with_one_line_naming_the_flag() {
         format!("spartakus-collector {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn received_from_can_be_truncated_or_left_out() {
+    for (policy, column, in_metadata) in [
+        ("truncated", "203.0.113.0", Some("203.0.113.0")),
+        ("none", "", None),
+    ] {
+        let db = TestDb::new();
+        let c = Collector::start(
+            &db.url,
+            &["--received-from", policy, "--trusted-proxy", "127.0.0.1"],
+        );
+        c.wait_ready(Duration::from_secs(20));
+        let headers = [
+            ("Content-Type", "application/json"),
+            ("X-Forwarded-For", "203.0.113.77"),
+        ];
+        let reply = request(c.addr, "POST", "/api/v1/stats", &headers, SEED.as_bytes());
+        assert_eq!(reply.status, 204, "{reply:?}");
+        let (_, _, from, metadata, _) = rows(&db).remove(0);
+        assert_eq!(from, column, "--received-from {policy}");
+        assert_eq!(
+            metadata["received_from"].as_str(),
+            in_metadata,
+            "--received-from {policy}"
+        );
+        assert!(metadata["received_at"].is_string());
+    }
+}

@@ -270,3 +270,42 @@ fn kill_9_under_load_loses_no_acknowledged_report() {
         acked.len()
     );
 }
+
+#[test]
+fn a_source_over_its_rate_limit_gets_429_with_retry_after() {
+    let db = TestDb::new();
+    let c = Collector::start(
+        &db.url,
+        &["--rate-limit", "3/min", "--trusted-proxy", "127.0.0.1"],
+    );
+    c.wait_ready(Duration::from_secs(20));
+    let from = |ip: &str| {
+        let headers = [
+            ("Content-Type", "application/json"),
+            ("X-Forwarded-For", ip),
+        ];
+        request(c.addr, "POST", "/api/v1/stats", &headers, SEED.as_bytes())
+    };
+    for _ in 0..3 {
+        assert_eq!(from("203.0.113.1").status, 204);
+    }
+    let refused = from("203.0.113.1");
+    assert_eq!(refused.status, 429, "{refused:?}");
+    let wait: u64 = refused
+        .header("Retry-After")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After seconds");
+    assert!((1..=20).contains(&wait), "Retry-After {wait}");
+    assert!(refused.message().contains("too many reports"));
+    assert_eq!(
+        from("203.0.113.2").status,
+        204,
+        "another source has its own budget"
+    );
+    assert_eq!(
+        get(c.addr, "/healthz").status,
+        200,
+        "only reports are limited"
+    );
+    assert_eq!(db.count(), 4);
+}
