@@ -40,6 +40,9 @@ OPTIONS:
     --trusted-proxy CIDR     a proxy whose X-Forwarded-For / X-Real-IP is believed;
                              repeatable [default: none]
                              [env: SPARTAKUS_TRUSTED_PROXY, comma-separated]
+    --tls-cert PATH          serve HTTPS with this PEM certificate chain (with
+                             --tls-key) [default: plain HTTP] [env: SPARTAKUS_TLS_CERT]
+    --tls-key PATH           the PEM private key of --tls-cert [env: SPARTAKUS_TLS_KEY]
     --log-level LEVEL        error, warn, info, debug or trace [default: info]
                              [env: SPARTAKUS_LOG_LEVEL]
     --version                print the version and exit
@@ -78,6 +81,8 @@ pub struct Config {
     pub received_from: Keep,
     /// Reports per client address per minute.
     pub rate_limit: Option<u32>,
+    /// PEM certificate chain and private key, read at start-up.
+    pub tls: Option<Tls>,
     pub log_level: log::LevelFilter,
 }
 
@@ -234,6 +239,8 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
     let read_timeout = value("--read-timeout", "SPARTAKUS_READ_TIMEOUT")?;
     let received_from = value("--received-from", "SPARTAKUS_RECEIVED_FROM")?;
     let rate_limit = value("--rate-limit", "SPARTAKUS_RATE_LIMIT")?;
+    let tls_cert = value("--tls-cert", "SPARTAKUS_TLS_CERT")?;
+    let tls_key = value("--tls-key", "SPARTAKUS_TLS_KEY")?;
     let log_level = value("--log-level", "SPARTAKUS_LOG_LEVEL")?;
     let mut proxies: Vec<String> = args
         .values_from_str("--trusted-proxy")
@@ -271,6 +278,15 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
     )?;
     let read_timeout = number("--read-timeout", read_timeout.as_deref(), 10, 1, 3600)?;
     let read_timeout = Duration::from_secs(read_timeout as u64);
+    let tls = match (tls_cert, tls_key) {
+        (None, None) => None,
+        (Some(_), None) => return Err(Error::usage("--tls-key", "required with --tls-cert")),
+        (None, Some(_)) => return Err(Error::usage("--tls-cert", "required with --tls-key")),
+        (Some(cert), Some(key)) => Some(Tls {
+            certificate: read_file("--tls-cert", &cert)?,
+            private_key: read_file("--tls-key", &key)?,
+        }),
+    };
     let received_from = Keep::from_str(received_from.as_deref().unwrap_or("full"))
         .map_err(|_| Error::usage("--received-from", "must be full, truncated or none"))?;
     let rate_limit = match rate_limit.as_deref() {
@@ -306,8 +322,27 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
         trusted_proxies,
         received_from,
         rate_limit,
+        tls,
         log_level,
     })))
+}
+
+/// What `--tls-cert` and `--tls-key` name.
+#[derive(Clone)]
+pub struct Tls {
+    pub certificate: Vec<u8>,
+    pub private_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Tls {
+    /// Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls { .. }")
+    }
+}
+
+fn read_file(flag: &'static str, path: &str) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| Error::usage(flag, &format!("cannot read {path}: {e}")))
 }
 
 fn number(

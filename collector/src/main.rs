@@ -106,10 +106,20 @@ fn run(config: Config) -> Result<(), Error> {
         max_connections: config.max_connections,
         preread_bytes: config.max_body_bytes.min(http::PREREAD_BYTES),
     };
-    let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
-        .map_err(|e| Error::Listen(format!("{}: {e}", config.listen)))?;
+    let https = config.tls.is_some();
+    let ssl = config.tls.map(|tls| tiny_http::SslConfig {
+        certificate: tls.certificate,
+        private_key: tls.private_key,
+    });
+    let server = tiny_http::Server::from_listener_with_limits(listener, ssl, limits).map_err(
+        |e| match https {
+            true => Error::usage("--tls-cert/--tls-key", &e.to_string()),
+            false => Error::Listen(format!("{}: {e}", config.listen)),
+        },
+    )?;
     let addr = server.server_addr().to_ip().unwrap_or(config.listen);
-    log::info!("spartakus-collector {VERSION} listening on {addr}");
+    let scheme = if https { "https" } else { "http" };
+    log::info!("spartakus-collector {VERSION} serving {scheme}, listening on {addr}");
 
     let metrics = Arc::new(metrics::Metrics::default());
     let store = Arc::new(store::Postgres::start(config.db, metrics.clone()));

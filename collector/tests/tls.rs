@@ -1,0 +1,181 @@
+//! Optional HTTPS serving (--tls-cert, --tls-key), against a CA made here.
+
+mod common;
+
+use common::*;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A CA, and a certificate for 127.0.0.1 signed by it, as PEM files.
+struct Pki {
+    dir: PathBuf,
+    ca: String,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = std::env::temp_dir().join(format!(
+            "spartakus-tls-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("self-signed CA");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().expect("server key");
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .expect("server params")
+            .signed_by(&key, &issuer)
+            .expect("server certificate");
+        std::fs::write(dir.join("tls.crt"), cert.pem()).expect("write certificate");
+        std::fs::write(dir.join("tls.key"), key.serialize_pem()).expect("write key");
+        Pki { dir, ca: ca.pem() }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    fn agent(&self) -> ureq::Agent {
+        let certs: Vec<_> = ureq::tls::parse_pem(self.ca.as_bytes())
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+            .build();
+        let config = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build();
+        config.into()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn reports_arrive_over_https_verified_against_the_servers_ca() {
+    let db = TestDb::new();
+    let pki = Pki::new();
+    let c = Collector::start(
+        &db.url,
+        &[
+            "--tls-cert",
+            &pki.path("tls.crt"),
+            "--tls-key",
+            &pki.path("tls.key"),
+        ],
+    );
+    let agent = pki.agent();
+    let base = format!("https://{}", c.addr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while agent
+        .get(format!("{base}/readyz"))
+        .call()
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "never ready over https:\n{}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..2 {
+        let reply = agent
+            .post(format!("{base}/api/v1/stats"))
+            .header("Content-Type", "application/json")
+            .send(SEED)
+            .expect("https POST");
+        assert_eq!(reply.status().as_u16(), 204);
+    }
+    assert_eq!(db.count(), 2);
+    // Plain HTTP on the HTTPS port gets no HTTP answer, and harms nothing.
+    let mut plain = std::net::TcpStream::connect(c.addr).expect("connect");
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let _ = plain.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut out = Vec::new();
+    let _ = plain.read_to_end(&mut out);
+    assert!(
+        !out.starts_with(b"HTTP/1.1 200"),
+        "plain HTTP was served: {:?}",
+        String::from_utf8_lossy(&out)
+    );
+    let health = agent
+        .get(format!("{base}/healthz"))
+        .call()
+        .expect("https GET");
+    assert_eq!(health.status().as_u16(), 200);
+    assert!(c.log().contains("serving https"));
+}
+
+#[test]
+fn bad_tls_flags_exit_2_with_one_line_naming_them() {
+    let pki = Pki::new();
+    std::fs::write(pki.dir.join("junk.pem"), "not a certificate\n").expect("write junk");
+    let (cert, key, junk) = (
+        pki.path("tls.crt"),
+        pki.path("tls.key"),
+        pki.path("junk.pem"),
+    );
+    let missing = pki.path("missing.key");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--tls-cert", &cert],
+            "--tls-key: required with --tls-cert",
+        ),
+        (
+            vec!["--tls-key", &key],
+            "--tls-cert: required with --tls-key",
+        ),
+        (
+            vec!["--tls-cert", &cert, "--tls-key", &missing],
+            "--tls-key: cannot read",
+        ),
+        (
+            vec!["--tls-cert", &junk, "--tls-key", &key],
+            "certificate: no PEM certificate",
+        ),
+        (
+            vec!["--tls-cert", &cert, "--tls-key", &junk],
+            "private key: no PEM private key",
+        ),
+        (
+            vec!["--tls-cert", &key, "--tls-key", &cert],
+            "certificate: no PEM certificate",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spartakus-collector"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--db-url",
+                "postgres://u@127.0.0.1:1/d",
+            ])
+            .args(&args)
+            .output()
+            .expect("run collector");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: want {want:?} in {err:?}");
+    }
+}
