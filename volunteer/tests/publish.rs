@@ -246,3 +246,67 @@ fn sigterm_ends_a_long_sleep_between_reports() {
 fn thread_sleep_briefly() {
     std::thread::sleep(Duration::from_millis(100));
 }
+
+/// A collector that takes the report and then says nothing for `silence`,
+/// once, and afterwards answers 204; it returns the reportIDs it was sent.
+fn slow_collector(silence: Duration) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().flatten().enumerate() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let report: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let _ = tx.send(report["metadata"]["reportID"].to_string());
+                if n == 0 {
+                    std::thread::sleep(silence);
+                    return;
+                }
+                let answer = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+                let _ = reader.get_mut().write_all(answer);
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn a_slow_collector_times_out_and_the_same_report_is_sent_again() {
+    let api = KubeApi::start(Some(TOKEN));
+    let (url, sent) = slow_collector(Duration::from_secs(5));
+    let dir = TempDir::new();
+    let mut args = once(&api, &dir, &url);
+    args.extend(["--timeout".into(), "1s".into()]);
+    let out = run(&mut volunteer(&strs(&args)), LIMIT);
+    out.expect_code(0)
+        .expect_stderr("retrying")
+        .expect_no_token();
+    assert!(
+        out.elapsed < Duration::from_secs(5),
+        "waited out the silence: {:?}",
+        out.elapsed
+    );
+    let ids: Vec<String> = sent.try_iter().collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "the slow attempt, then the retry\n{}",
+        out.streams()
+    );
+    assert_eq!(ids[0], ids[1], "a retry keeps its reportID");
+}
