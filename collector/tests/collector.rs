@@ -386,33 +386,7 @@ fn sigterm_drains_in_flight_reports_and_exits_zero() {
     let db = TestDb::new();
     let mut c = Collector::start(&db.url, &[]);
     c.wait_ready(Duration::from_secs(20));
-    let acked = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for t in 0..8 {
-            let (c, acked) = (&c, &acked);
-            s.spawn(move || {
-                for i in 0..200 {
-                    let id = format!("term-{t}-{i}");
-                    let body = json!({"metadata": {"reportID": id}, "payload": {"clusterID": "c"}});
-                    let mut s = match std::net::TcpStream::connect(c.addr) {
-                        Ok(s) => s,
-                        Err(_) => return,
-                    };
-                    use std::io::{Read, Write};
-                    let body = body.to_string();
-                    let req = format!("POST /api/v1/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-                    let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
-                    if s.write_all(req.as_bytes()).is_err() {
-                        return;
-                    }
-                    let mut out = Vec::new();
-                    let _ = s.read_to_end(&mut out);
-                    if out.starts_with(b"HTTP/1.1 204") {
-                        acked.lock().expect("lock").push(id);
-                    }
-                }
-            });
-        }
+    let acked = acked_under_load(&c, "term", 200, || {
         std::thread::sleep(Duration::from_millis(300));
         c.signal("TERM");
     });
@@ -420,7 +394,6 @@ fn sigterm_drains_in_flight_reports_and_exits_zero() {
         .wait_exit(Duration::from_secs(10))
         .unwrap_or_else(|| panic!("no exit within 10 s:\n{}", c.log()));
     assert!(status.success(), "exit {status:?}:\n{}", c.log());
-    let acked = acked.into_inner().expect("lock");
     assert!(!acked.is_empty(), "nothing was acknowledged before SIGTERM");
     let stored: std::collections::HashSet<String> =
         rows(&db).into_iter().filter_map(|r| r.1).collect();

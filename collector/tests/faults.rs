@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use serde_json::json;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -216,37 +215,10 @@ fn kill_9_under_load_loses_no_acknowledged_report() {
     let db = TestDb::new();
     let c = Collector::start(&db.url, &[]);
     c.wait_ready(Duration::from_secs(20));
-    let acked = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for t in 0..8 {
-            let (c, acked) = (&c, &acked);
-            s.spawn(move || {
-                for i in 0.. {
-                    let id = format!("kill-{t}-{i}");
-                    let body = json!({"metadata": {"reportID": id}, "payload": {"clusterID": "c"}}).to_string();
-                    let head = format!(
-                        "POST /api/v1/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                        body.len()
-                    );
-                    let Ok(mut s) = TcpStream::connect(c.addr) else { return };
-                    let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
-                    if s.write_all(format!("{head}{body}").as_bytes()).is_err() {
-                        return;
-                    }
-                    let mut out = Vec::new();
-                    let _ = s.read_to_end(&mut out);
-                    if out.starts_with(b"HTTP/1.1 204") {
-                        acked.lock().expect("lock").push(id);
-                    } else if out.is_empty() {
-                        return; // the collector is gone
-                    }
-                }
-            });
-        }
+    let acked = acked_under_load(&c, "kill", usize::MAX, || {
         std::thread::sleep(Duration::from_millis(500));
         c.signal("KILL");
     });
-    let acked = acked.into_inner().expect("lock");
     assert!(
         acked.len() > 10,
         "too little was acknowledged before the kill: {}",

@@ -348,6 +348,47 @@ impl Drop for Collector {
     }
 }
 
+/// Posts reports with unique reportIDs (`<prefix>-<thread>-<n>`) from 8
+/// threads, up to `per_thread` each, until the collector stops answering;
+/// runs `meanwhile` on this thread. Returns the reportIDs answered 204.
+pub fn acked_under_load(
+    c: &Collector,
+    prefix: &str,
+    per_thread: usize,
+    meanwhile: impl FnOnce(),
+) -> Vec<String> {
+    let acked = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let acked = &acked;
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    let id = format!("{prefix}-{t}-{i}");
+                    let body = format!(r#"{{"metadata": {{"reportID": "{id}"}}, "payload": {{"clusterID": "c"}}}}"#);
+                    let head = format!(
+                        "POST /api/v1/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let Ok(mut s) = TcpStream::connect(c.addr) else { return };
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
+                    if s.write_all(format!("{head}{body}").as_bytes()).is_err() {
+                        return;
+                    }
+                    let mut out = Vec::new();
+                    let _ = s.read_to_end(&mut out);
+                    if out.starts_with(b"HTTP/1.1 204") {
+                        acked.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+                    } else if out.is_empty() {
+                        return; // the collector is gone
+                    }
+                }
+            });
+        }
+        meanwhile();
+    });
+    acked.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
