@@ -78,6 +78,11 @@ impl Answer {
         Answer::json(204, String::new())
     }
 
+    /// 503 with Retry-After: the client should come back later.
+    pub fn unavailable(message: &str) -> Answer {
+        Answer::error(503, message).header("Retry-After", RETRY_AFTER)
+    }
+
     fn header(mut self, name: &'static str, value: &str) -> Answer {
         self.headers.push((name, value.to_string()));
         self
@@ -96,7 +101,7 @@ pub fn route(req: &Incoming, body: &mut dyn Read, app: &App) -> Answer {
             if app.store.ready() {
                 Answer::json(200, r#"{"status":"ready"}"#.into())
             } else {
-                Answer::error(503, "database: not reachable").header("Retry-After", RETRY_AFTER)
+                Answer::unavailable("database: not reachable")
             }
         }
         ("/version", _) if read => {
@@ -148,10 +153,7 @@ fn ingest(format: Format, req: &Incoming, body: &mut dyn Read, app: &App) -> Ans
         Some(n) if n <= PREREAD_BYTES => None,
         _ => match app.large_bodies.take() {
             Some(slot) => Some(slot),
-            None => {
-                return Answer::error(503, "busy receiving other large reports, retry later")
-                    .header("Retry-After", RETRY_AFTER)
-            }
+            None => return Answer::unavailable("busy receiving other large reports, retry later"),
         },
     };
     let mut buf = Vec::with_capacity(req.content_length.unwrap_or(8192).min(limit));
@@ -185,8 +187,7 @@ fn ingest(format: Format, req: &Incoming, body: &mut dyn Read, app: &App) -> Ans
     }
     match app.store.store(report) {
         Ok(_) => Answer::no_content(),
-        Err(StoreError::Unavailable) => Answer::error(503, "database: unavailable, retry later")
-            .header("Retry-After", RETRY_AFTER),
+        Err(StoreError::Unavailable) => Answer::unavailable("database: unavailable, retry later"),
         Err(StoreError::Rejected) => Answer::error(400, "payload: refused by the database"),
     }
 }

@@ -42,12 +42,8 @@ fn work(server: &Server, app: &App, stopping: &AtomicBool) {
     while Instant::now() < deadline {
         match server.try_recv() {
             Ok(Some(request)) => {
-                let a = Answer {
-                    status: 503,
-                    content_type: "application/json",
-                    body: r#"{"error":{"code":503,"message":"shutting down, retry later"}}"#.into(),
-                    headers: vec![("Retry-After", "5".into()), ("Connection", "close".into())],
-                };
+                let mut a = Answer::unavailable("shutting down, retry later");
+                a.headers.push(("Connection", "close".into()));
                 respond(request, a, Instant::now(), &app.metrics);
             }
             _ => return,
