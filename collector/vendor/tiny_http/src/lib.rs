@@ -143,6 +143,9 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // spartakus patch: connections open now (see Limits::max_connections)
+    open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 enum Message {
@@ -301,6 +304,9 @@ impl Server {
             }
         };
 
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let inside_open = open.clone();
+
         // creating a task where server.accept() is continuously called
         // and ClientConnection objects are pushed in the messages queue
         let messages = MessagesQueue::with_capacity(8);
@@ -310,14 +316,13 @@ impl Server {
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
-            let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((mut sock, _)) => {
                         use util::RefinedTcpStream;
-                        if open.load(Relaxed) >= limits.max_connections {
+                        if inside_open.load(Relaxed) >= limits.max_connections {
                             use std::io::Write;
                             let busy = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
                             let _ = sock.write_all(busy);
@@ -361,8 +366,8 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
-                        open.fetch_add(1, Relaxed);
-                        let open = OpenGuard(open.clone());
+                        inside_open.fetch_add(1, Relaxed);
+                        let open = OpenGuard(inside_open.clone());
                         tasks_pool.spawn(Box::new(move || {
                             let _open = &open;
                             if let Some(client) = client.take() {
@@ -401,6 +406,7 @@ impl Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            open,
         })
     }
 
@@ -420,8 +426,9 @@ impl Server {
 
     /// Returns the number of clients currently connected to the server.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        // spartakus patch: upstream left this a stub that panicked; the
+        // connection cap's counter answers it.
+        self.open.load(Relaxed)
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
