@@ -18,8 +18,9 @@ const RETRY_AFTER: &str = "5";
 
 /// Bodies up to this size are read by the connection's own thread before a
 /// worker sees the request (tiny_http's `Limits::preread_bytes`): a worker
-/// never waits on a slow client for them. Larger bodies are read by the
-/// worker, and `App::large_bodies` caps how many workers may do that at once.
+/// never waits on a slow client for them. Other bodies (larger, chunked, or
+/// sent only after `Expect: 100-continue`) are read by the worker, and
+/// `App::large_bodies` caps how many workers may do that at once.
 pub const PREREAD_BYTES: usize = 64 * 1024;
 
 /// What the routes share.
@@ -45,6 +46,9 @@ pub struct Incoming<'a> {
     pub content_type: Option<&'a str>,
     /// The declared Content-Length; `None` for chunked bodies.
     pub content_length: Option<usize>,
+    /// The body is already in memory (or there is none): reading it cannot
+    /// wait on the client.
+    pub body_preread: bool,
     /// Every X-Forwarded-For header, in order.
     pub forwarded_for: Vec<&'a str>,
     pub real_ip: Option<&'a str>,
@@ -149,9 +153,9 @@ fn ingest(format: Format, req: &Incoming, body: &mut dyn Read, app: &App) -> Ans
     if req.content_length.is_some_and(|n| n > limit) {
         return too_large();
     }
-    let _slot = match req.content_length {
-        Some(n) if n <= PREREAD_BYTES => None,
-        _ => match app.large_bodies.take() {
+    let _slot = match req.body_preread {
+        true => None,
+        false => match app.large_bodies.take() {
             Some(slot) => Some(slot),
             None => return Answer::unavailable("busy receiving other large reports, retry later"),
         },
@@ -282,6 +286,7 @@ mod tests {
             method: "POST",
             url,
             content_type,
+            body_preread: true,
             peer: "192.0.2.9:4000".parse().ok(),
             ..Incoming::default()
         }
@@ -345,6 +350,19 @@ mod tests {
         let mut never = std::io::repeat(b'x').take(0);
         let got = route(&req, &mut never, &app);
         assert_eq!(got.status, 413);
+    }
+
+    #[test]
+    fn bodies_not_yet_read_take_a_slot_or_get_503() {
+        let (app, _) = fake_app(None);
+        let mut req = post("/api/v1/stats", Some("application/json"));
+        req.body_preread = false;
+        let held = app.large_bodies.take().expect("the one slot");
+        let got = route(&req, &mut &REPORT[..], &app);
+        assert_eq!(got.status, 503);
+        assert!(got.headers.contains(&("Retry-After", "5".into())));
+        drop(held);
+        assert_eq!(route(&req, &mut &REPORT[..], &app).status, 204);
     }
 
     #[test]

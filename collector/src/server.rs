@@ -9,8 +9,8 @@ use tiny_http::{Header, Request, Response, Server};
 
 /// How often idle workers look at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
-/// After the stop signal, requests already queued are answered 503 for this
-/// long; then the workers exit.
+/// After the stop signal, requests already queued are answered 503 until the
+/// queue is empty, but for no longer than this; then the workers exit.
 const DRAIN: Duration = Duration::from_secs(2);
 
 /// Serves until `stopping` is set, then finishes every request a worker
@@ -70,10 +70,18 @@ fn answer(mut request: Request, app: &App) {
         peer: request.remote_addr().copied(),
         content_type: content_type.first().map(String::as_str),
         content_length: request.body_length(),
+        body_preread: request.body_preread(),
         forwarded_for: forwarded_for.iter().map(String::as_str).collect(),
         real_ip: real_ip.first().map(String::as_str),
     };
+    let body_preread = incoming.body_preread;
     let answer = http::route(&incoming, request.as_reader(), app);
+    if !body_preread {
+        // Whatever of the body the route left unread is not drained on this
+        // worker, where a trickling client could hold it: the connection
+        // closes after the answer instead.
+        request.close_connection();
+    }
     let status = answer.status;
     respond(request, answer, started, &app.metrics);
     let path: String = url

@@ -75,6 +75,9 @@ pub struct Request {
     // true if a `100 Continue` response must be sent when `as_reader()` is called
     must_send_continue: bool,
 
+    // spartakus patch: see `body_preread()`
+    body_preread: bool,
+
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
 
@@ -192,6 +195,15 @@ where
         }
     };
 
+    // spartakus patch: whether the reader below holds the whole body in memory
+    // (or there is none), so reading it cannot wait on the client
+    let body_preread = !connection_upgrade
+        && match content_length {
+            Some(0) => true,
+            Some(length) => length <= preread && !expects_continue,
+            None => transfer_encoding.is_none(),
+        };
+
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
     let reader = if connection_upgrade {
@@ -245,6 +257,7 @@ where
         http_version: version,
         headers,
         body_length: content_length,
+        body_preread,
         must_send_continue: expects_continue,
         notify_when_responded: None,
         poisoned,
@@ -288,6 +301,14 @@ impl Request {
     #[inline]
     pub fn body_length(&self) -> Option<usize> {
         self.body_length
+    }
+
+    /// spartakus patch: true when the body is already in memory (read by the
+    /// connection's own thread, see `Limits::preread_bytes`) or there is none,
+    /// so reading it cannot block on the client.
+    #[inline]
+    pub fn body_preread(&self) -> bool {
+        self.body_preread
     }
 
     /// Returns the address of the client that sent this request.
