@@ -22,6 +22,9 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// The longest a SIGTERM drain may take before the process exits anyway.
+const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(9);
+
 /// The version, stamped from git by ./build, else the crate's.
 pub const VERSION: &str = match option_env!("SPARTAKUS_VERSION") {
     Some(v) => v,
@@ -95,6 +98,15 @@ fn run(config: Config) -> Result<(), Error> {
                 std::process::exit(1);
             }
             log::info!("signal {signal}: draining in-flight requests");
+            // Orchestrators kill after a grace period (Kubernetes: 30 s);
+            // a drain stuck on a slow client or database must not outlast
+            // it. Requests cut off here were never acknowledged, so their
+            // volunteers send them again.
+            std::thread::spawn(|| {
+                std::thread::sleep(DRAIN_DEADLINE);
+                log::warn!("drain still running after {DRAIN_DEADLINE:?}; exiting");
+                std::process::exit(0);
+            });
         }
     });
 

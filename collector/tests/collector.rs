@@ -490,3 +490,43 @@ fn received_from_can_be_truncated_or_left_out() {
         assert!(metadata["received_at"].is_string());
     }
 }
+
+#[test]
+fn sigterm_waits_for_commits_in_flight_before_exiting() {
+    let db = TestDb::new();
+    let mut c = Collector::start(&db.url, &[]);
+    c.wait_ready(Duration::from_secs(20));
+    // Hold every INSERT at the database, so that reports are in flight
+    // (read, not yet committed) when the signal comes.
+    let mut locker = db.client();
+    let mut tx = locker.transaction().expect("begin");
+    tx.batch_execute("LOCK TABLE reports IN EXCLUSIVE MODE")
+        .expect("lock reports");
+    let answers: Vec<_> = (0..6)
+        .map(|i| {
+            let addr = c.addr;
+            std::thread::spawn(move || {
+                let body = json!({"metadata": {"reportID": format!("held-{i}")}, "payload": {"clusterID": "c"}});
+                request(addr, "POST", "/api/v1/stats", &[("Content-Type", "application/json")], body.to_string().as_bytes())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    c.signal("TERM");
+    std::thread::sleep(Duration::from_millis(800));
+    let running = matches!(c.child.try_wait(), Ok(None));
+    assert!(running, "exited with commits in flight:\n{}", c.log());
+    tx.commit().expect("release the lock");
+    for answer in answers {
+        let reply = answer.join().expect("client thread");
+        assert_eq!(
+            reply.status, 204,
+            "an in-flight report was not finished: {reply:?}"
+        );
+    }
+    let status = c
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no exit:\n{}", c.log()));
+    assert!(status.success(), "exit {status:?}");
+    assert_eq!(db.count(), 6);
+}
