@@ -66,7 +66,8 @@ Failed requests (429, 5xx, connection errors) are retried 5 times at most, with 
 backoff and jitter starting at 1s (SPARTAKUS_RETRY_BASE_DELAY changes that start; the test
 suite uses it). HTTPS_PROXY, HTTP_PROXY and NO_PROXY apply to the collector only.
 
-EXIT STATUS: 0 success or stopped by SIGTERM/SIGINT, 1 failed report (--once), 2 bad configuration.
+EXIT STATUS: 0 success (in the loop, also a stop by SIGTERM/SIGINT), 1 a report failed or was
+interrupted (--once, --dry-run), 2 bad configuration.
 ";
 
 /// Where the service account's files are mounted in every pod.

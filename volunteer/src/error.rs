@@ -38,9 +38,10 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config { .. } => 2,
-            Error::Kube(_) | Error::Publish(_) => 1,
-            // A signal is an orderly stop, not a failure.
-            Error::Interrupted => 0,
+            // Interrupted only reaches here from --once or --dry-run (the
+            // loop ends on a signal with Ok): the report was not delivered,
+            // so a systemd unit or CronJob must not count it a success.
+            Error::Kube(_) | Error::Publish(_) | Error::Interrupted => 1,
         }
     }
 }

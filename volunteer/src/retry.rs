@@ -60,6 +60,11 @@ pub fn run<T>(
     let mut waited = Duration::ZERO;
     let mut number = 1;
     loop {
+        // A signal ends a report between any two requests (each page of the
+        // node list, the publish), not only during a retry wait.
+        if shutdown.is_requested() {
+            return Err(Error::Interrupted);
+        }
         let (error, after) = match attempt() {
             Ok(value) => return Ok(value),
             Err(Failure::Final(error)) => return Err(error),

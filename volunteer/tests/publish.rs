@@ -310,3 +310,52 @@ fn a_slow_collector_times_out_and_the_same_report_is_sent_again() {
     );
     assert_eq!(ids[0], ids[1], "a retry keeps its reportID");
 }
+
+#[test]
+fn a_signal_during_once_is_a_failure_and_ends_the_retries_at_once() {
+    let api = KubeApi::start(Some(TOKEN));
+    let busy = r#"{"error": {"code": 503, "message": "database unavailable"}}"#;
+    let collector = Collector::start(vec![(503, busy.into()); 5]);
+    let dir = TempDir::new();
+    let child = volunteer(&strs(&once(&api, &dir, &collector.url)))
+        .env("SPARTAKUS_RETRY_BASE_DELAY", "20s")
+        .spawn()
+        .expect("start spartakus-volunteer");
+    assert!(
+        wait_for(LIMIT, || collector.posted().len() == 1),
+        "the first attempt"
+    );
+    thread_sleep_briefly();
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    // Not 0: a systemd unit or CronJob must not count an unsent report a success.
+    let out = finish(child, Duration::from_secs(5));
+    out.expect_code(1).expect_stderr("interrupted");
+    assert_eq!(collector.posted().len(), 1, "no attempt after the signal");
+}
+
+#[test]
+fn a_signal_while_a_page_loads_stops_before_the_next_request() {
+    let api = KubeApi::start(Some(TOKEN));
+    api.inject(
+        "/api/v1/nodes",
+        common::kubeapi::Fault::Slow(Duration::from_millis(1500)),
+    );
+    let collector = Collector::start(vec![]);
+    let dir = TempDir::new();
+    let child = volunteer(&strs(&once(&api, &dir, &collector.url)))
+        .spawn()
+        .expect("start spartakus-volunteer");
+    assert!(
+        wait_for(LIMIT, || api.count("/api/v1/nodes") == 1),
+        "the first page was asked for"
+    );
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    let out = finish(child, Duration::from_secs(5));
+    out.expect_code(1).expect_stderr("interrupted");
+    assert_eq!(api.count("/api/v1/nodes"), 1, "no page after the signal");
+    assert!(collector.posted().is_empty(), "nothing is sent");
+}
