@@ -190,7 +190,7 @@ fn ingest(format: Format, req: &Incoming, body: &mut dyn Read, app: &App) -> Ans
         report.metadata.remove("received_from");
     }
     match app.store.store(report) {
-        Ok(_) => Answer::no_content(),
+        Ok(()) => Answer::no_content(),
         Err(StoreError::Unavailable) => Answer::unavailable("database: unavailable, retry later"),
         Err(StoreError::Rejected) => Answer::error(400, "payload: refused by the database"),
     }
@@ -240,7 +240,6 @@ fn is_json(content_type: Option<&str>) -> bool {
 mod tests {
     use super::*;
     use crate::report::Report;
-    use crate::store::Stored;
     use std::sync::Mutex;
 
     /// Remembers what it stored; fails on demand.
@@ -251,12 +250,12 @@ mod tests {
     }
 
     impl Store for Fake {
-        fn store(&self, report: Report) -> Result<Stored, StoreError> {
+        fn store(&self, report: Report) -> Result<(), StoreError> {
             if let Some(e) = &self.fail {
                 return Err(e.clone());
             }
             self.stored.lock().expect("test lock").push(report);
-            Ok(Stored::New)
+            Ok(())
         }
         fn ready(&self) -> bool {
             self.fail.is_none()

@@ -21,16 +21,9 @@ use std::time::{Duration, Instant};
 /// The seam between HTTP and storage.
 pub trait Store: Send + Sync {
     /// Stores one report, returning only once it is committed (or not).
-    fn store(&self, report: Report) -> Result<Stored, StoreError>;
+    fn store(&self, report: Report) -> Result<(), StoreError>;
     /// Whether the database answers right now.
     fn ready(&self) -> bool;
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stored {
-    New,
-    /// Its reportID was already stored; nothing was written.
-    Duplicate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +48,7 @@ SELECT to_timestamp(t), c, r, f, m::jsonb, p::jsonb
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(t, c, r, f, m, p)
 ON CONFLICT (report_id) DO NOTHING";
 
-type Reply = SyncSender<Result<Stored, StoreError>>;
+type Reply = SyncSender<Result<(), StoreError>>;
 
 enum Job {
     Store(Report, Reply),
@@ -123,7 +116,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Store for Postgres {
-    fn store(&self, report: Report) -> Result<Stored, StoreError> {
+    fn store(&self, report: Report) -> Result<(), StoreError> {
         let (tx, rx) = mpsc::sync_channel(1);
         if !self.send(Job::Store(report, tx)) {
             return Err(StoreError::Unavailable);
@@ -253,71 +246,71 @@ impl Writer {
             return;
         };
         let rows: Vec<&Report> = batch.iter().map(|(r, _)| r).collect();
-        match client.execute(insert, &Columns::new(&rows).params()) {
+        let error = match client.execute(insert, &Columns::new(&rows).params()) {
             Ok(inserted) => {
-                self.metrics.reports_stored.fetch_add(inserted, Relaxed);
-                let duplicates = (batch.len() as u64).saturating_sub(inserted);
-                self.metrics
-                    .reports_duplicate
-                    .fetch_add(duplicates, Relaxed);
+                self.counted(batch.len(), inserted);
                 for (_, reply) in batch {
-                    let _ = reply.send(Ok(Stored::New));
+                    let _ = reply.send(Ok(()));
                 }
                 return;
             }
-            Err(e) if client.is_closed() => {
-                log::warn!("PostgreSQL connection lost: {}", describe(&e));
-                self.lost();
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(StoreError::Unavailable));
-                }
-                return;
+            Err(e) => e,
+        };
+        if batch.len() > 1 && !client.is_closed() {
+            self.metrics.db_errors.fetch_add(1, Relaxed);
+            let n = batch.len();
+            log::warn!(
+                "batch of {n} failed, storing one by one: {}",
+                describe(&error)
+            );
+            for (report, reply) in batch {
+                let _ = reply.send(self.store_one(&report));
             }
-            Err(e) if batch.len() > 1 => {
-                self.metrics.db_errors.fetch_add(1, Relaxed);
-                log::warn!(
-                    "batch of {} failed, storing one by one: {}",
-                    batch.len(),
-                    describe(&e)
-                );
-            }
-            Err(_) => {}
+            return;
         }
-        for (report, reply) in batch {
-            let _ = reply.send(self.store_one(&report));
+        let outcome = self.failed(&error, &batch[0].0);
+        for (_, reply) in batch {
+            let _ = reply.send(Err(outcome.clone()));
         }
     }
 
-    fn store_one(&mut self, report: &Report) -> Result<Stored, StoreError> {
+    fn store_one(&mut self, report: &Report) -> Result<(), StoreError> {
         let (client, insert) = self.conn.as_mut().ok_or(StoreError::Unavailable)?;
         match client.execute(insert, &Columns::new(&[report]).params()) {
-            Ok(1) => {
-                self.metrics.reports_stored.fetch_add(1, Relaxed);
-                Ok(Stored::New)
+            Ok(inserted) => {
+                self.counted(1, inserted);
+                Ok(())
             }
-            Ok(_) => {
-                self.metrics.reports_duplicate.fetch_add(1, Relaxed);
-                Ok(Stored::Duplicate)
-            }
-            Err(e) => {
-                let closed = client.is_closed();
-                self.metrics.db_errors.fetch_add(1, Relaxed);
-                log::warn!(
-                    "storing a report of cluster {:?} failed: {}",
-                    report.cluster_id,
-                    describe(&e)
-                );
-                if closed {
-                    self.conn = None;
-                }
-                // Class 22 is "data exception": this row can never be stored.
-                match e.code() {
-                    Some(code) if code.code().starts_with("22") && !closed => {
-                        Err(StoreError::Rejected)
-                    }
-                    _ => Err(StoreError::Unavailable),
-                }
-            }
+            Err(e) => Err(self.failed(&e, report)),
+        }
+    }
+
+    /// Counts `inserted` of `rows` reports as stored, the rest as duplicates.
+    fn counted(&self, rows: usize, inserted: u64) {
+        self.metrics.reports_stored.fetch_add(inserted, Relaxed);
+        let duplicates = (rows as u64).saturating_sub(inserted);
+        self.metrics
+            .reports_duplicate
+            .fetch_add(duplicates, Relaxed);
+    }
+
+    /// What a failed INSERT means for the client, after logging it and
+    /// dropping a connection that is gone.
+    fn failed(&mut self, e: &postgres::Error, report: &Report) -> StoreError {
+        let closed = self.conn.as_ref().map_or(true, |(c, _)| c.is_closed());
+        self.metrics.db_errors.fetch_add(1, Relaxed);
+        let cluster = &report.cluster_id;
+        log::warn!(
+            "storing a report of cluster {cluster:?} failed: {}",
+            describe(e)
+        );
+        if closed {
+            self.conn = None;
+        }
+        // Class 22 is "data exception": this row can never be stored.
+        match e.code() {
+            Some(code) if code.code().starts_with("22") && !closed => StoreError::Rejected,
+            _ => StoreError::Unavailable,
         }
     }
 }

@@ -530,3 +530,68 @@ fn sigterm_waits_for_commits_in_flight_before_exiting() {
     assert!(status.success(), "exit {status:?}");
     assert_eq!(db.count(), 6);
 }
+
+#[test]
+fn one_row_the_database_refuses_does_not_fail_its_batch() {
+    let db = TestDb::new();
+    let c = Collector::start(&db.url, &[]);
+    c.wait_ready(Duration::from_secs(20));
+    // A row PostgreSQL refuses as bad data (class 22), as a stand-in for
+    // anything validation might miss.
+    db.client()
+        .batch_execute(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF NEW.cluster_id = 'poison' THEN
+                 RAISE EXCEPTION 'poisoned row' USING ERRCODE = '22023';
+               END IF;
+               RETURN NEW;
+             END $$;
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON reports
+               FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
+        )
+        .expect("create trigger");
+    // Hold INSERTs until every report is queued, so they meet in batches.
+    let mut locker = db.client();
+    let mut tx = locker.transaction().expect("begin");
+    tx.batch_execute("LOCK TABLE reports IN EXCLUSIVE MODE")
+        .expect("lock reports");
+    let replies: Vec<(String, Reply)> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..24)
+            .map(|i| {
+                let cluster = if i % 8 == 3 {
+                    "poison".to_string()
+                } else {
+                    format!("c{i}")
+                };
+                let c = &c;
+                s.spawn(move || {
+                    let body = json!({"payload": {"clusterID": cluster}}).to_string();
+                    (cluster, c.post("/api/v1/stats", &body))
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        tx.commit().expect("release the lock");
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("client thread"))
+            .collect()
+    });
+    for (cluster, reply) in &replies {
+        let want = if cluster == "poison" { 400 } else { 204 };
+        assert_eq!(reply.status, want, "{cluster}: {reply:?}");
+    }
+    let stored: Vec<String> = rows(&db).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        stored.len(),
+        21,
+        "every good report, and none of the poisoned: {stored:?}"
+    );
+    assert!(!stored.contains(&"poison".to_string()));
+    assert!(
+        c.log().contains("storing one by one"),
+        "the batch path was taken:\n{}",
+        c.log()
+    );
+}
