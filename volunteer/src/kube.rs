@@ -7,7 +7,7 @@
 //! report because bound service account tokens rotate. It does not anonymize; that is
 //! `report.rs`.
 
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -246,8 +246,18 @@ struct Call<'a> {
 
 impl Call<'_> {
     fn decode<T: DeserializeOwned>(&self, body: ureq::Body) -> Result<T, Failure> {
-        let reader = body.into_with_config().limit(MAX_PAGE_BYTES).reader();
-        serde_json::from_reader(BufReader::with_capacity(64 * 1024, reader)).map_err(|e| {
+        // Our own limit rather than ureq's, so that hitting it can be told from a connection
+        // that dropped: an answer this large will be as large on a retry.
+        let reader = body.into_with_config().limit(u64::MAX).reader();
+        let mut limited = BufReader::with_capacity(64 * 1024, reader).take(MAX_PAGE_BYTES);
+        serde_json::from_reader(&mut limited).map_err(|e| {
+            if limited.limit() == 0 {
+                return Failure::Final(Error::Kube(format!(
+                    "kubernetes api: GET {}: the answer is larger than {} MiB",
+                    self.shown,
+                    MAX_PAGE_BYTES >> 20
+                )));
+            }
             // A connection that drops or stalls mid-body is transient; a well-delivered answer
             // we cannot decode will not improve on retry.
             let cut_short = e.is_io() || e.is_eof();
