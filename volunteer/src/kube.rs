@@ -33,9 +33,6 @@ const MAX_PAGES: u32 = 2000;
 /// not memory.
 const MAX_PAGE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// The most we read of an error answer, which we only mine for its message.
-const MAX_ERROR_BYTES: u64 = 64 * 1024;
-
 /// The source of a report: everything read from the cluster at one time.
 pub trait Source {
     /// Reads the cluster. All or nothing: a failure on any page fails the snapshot.
@@ -285,11 +282,7 @@ impl Call<'_> {
     }
 
     fn refused(&self, status: u16, mut response: ureq::http::Response<ureq::Body>) -> Failure {
-        let after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(retry::parse_retry_after);
+        let after = retry::retry_after(&response);
         let on = format!("on GET {}", self.shown);
         let message = match status {
             401 => format!(
@@ -301,25 +294,14 @@ impl Call<'_> {
                 self.permission
             ),
             _ => {
-                let reader = response
-                    .body_mut()
-                    .with_config()
-                    .limit(MAX_ERROR_BYTES)
-                    .reader();
-                let said = serde_json::from_reader::<_, Status>(reader)
-                    .ok()
+                let said = retry::error_body::<Status>(&mut response)
                     .and_then(|s| s.message)
                     .map(|m| format!(": {}", bounded(&m, 200)))
                     .unwrap_or_default();
                 format!("kubernetes api: {status} {on}{said}")
             }
         };
-        let error = Error::Kube(message);
-        if status == 429 || (500..=599).contains(&status) {
-            Failure::Transient { error, after }
-        } else {
-            Failure::Final(error)
-        }
+        retry::by_status(status, Error::Kube(message), after)
     }
 
     fn gone(&self) -> Error {

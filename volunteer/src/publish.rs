@@ -18,9 +18,6 @@ use crate::retry::{self, Failure, Policy};
 use crate::shutdown::Shutdown;
 use crate::tls;
 
-/// The most we read of a refusal, which we only mine for its message.
-const MAX_ERROR_BYTES: u64 = 64 * 1024;
-
 /// Where reports go.
 pub trait Sink {
     /// Delivers one report; retries are the sink's business.
@@ -103,17 +100,8 @@ impl Collector {
         if (200..=299).contains(&status) {
             return Ok(());
         }
-        let after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(retry::parse_retry_after);
-        let reader = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_ERROR_BYTES)
-            .reader();
-        let said = serde_json::from_reader::<_, ErrorDocument>(reader)
+        let after = retry::retry_after(&response);
+        let said = retry::error_body::<ErrorDocument>(&mut response)
             .map(|d| format!(": {}", bounded(&d.error.message, 300)))
             .unwrap_or_default();
         let hint = if (300..=399).contains(&status) {
@@ -125,11 +113,7 @@ impl Collector {
             "collector: {status} on POST {}{said}{hint}",
             self.url
         ));
-        if status == 429 || (500..=599).contains(&status) {
-            Err(Failure::Transient { error, after })
-        } else {
-            Err(Failure::Final(error))
-        }
+        Err(retry::by_status(status, error, after))
     }
 }
 

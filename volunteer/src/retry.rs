@@ -113,6 +113,33 @@ fn backoff(policy: &Policy, number: u32) -> Duration {
     half + Duration::from_millis(jitter_ms)
 }
 
+/// The most read of an error answer, which is only mined for its message.
+const MAX_ERROR_BYTES: u64 = 64 * 1024;
+
+/// An error answer's Retry-After, in seconds form.
+pub fn retry_after(response: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
+    let value = response.headers().get("retry-after")?;
+    parse_retry_after(value.to_str().ok()?)
+}
+
+/// The JSON document in an error answer's body, read to at most 64 KiB.
+pub fn error_body<T: serde::de::DeserializeOwned>(
+    response: &mut ureq::http::Response<ureq::Body>,
+) -> Option<T> {
+    let body = response.body_mut().with_config().limit(MAX_ERROR_BYTES);
+    serde_json::from_reader(body.reader()).ok()
+}
+
+/// 429 and 5xx are worth another try (after `after`, when the server said);
+/// every other refusal is final.
+pub fn by_status(status: u16, error: Error, after: Option<Duration>) -> Failure {
+    if status == 429 || (500..=599).contains(&status) {
+        Failure::Transient { error, after }
+    } else {
+        Failure::Final(error)
+    }
+}
+
 /// Reads Retry-After in its seconds form. The HTTP-date form is rare from API servers and
 /// collectors, and is ignored in favour of our own backoff.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
