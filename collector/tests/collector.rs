@@ -516,6 +516,8 @@ fn sigterm_waits_for_commits_in_flight_before_exiting() {
     std::thread::sleep(Duration::from_millis(800));
     let running = matches!(c.child.try_wait(), Ok(None));
     assert!(running, "exited with commits in flight:\n{}", c.log());
+    let refused = std::net::TcpStream::connect(c.addr).is_err();
+    assert!(refused, "still accepting connections after SIGTERM");
     tx.commit().expect("release the lock");
     for answer in answers {
         let reply = answer.join().expect("client thread");
