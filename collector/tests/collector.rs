@@ -442,15 +442,7 @@ fn bad_flags_exit_2_with_one_line_naming_the_flag() {
         ),
     ];
     for (args, want) in cases {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spartakus-collector"))
-            .args(*args)
-            .env_remove("DATABASE_URL")
-            .output()
-            .expect("run collector");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.contains(want), "{args:?}: want {want:?} in {err:?}");
+        expect_usage_error(args, want);
     }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_spartakus-collector"))
         .arg("--version")

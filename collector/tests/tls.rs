@@ -163,19 +163,12 @@ fn bad_tls_flags_exit_2_with_one_line_naming_them() {
         ),
     ];
     for (args, want) in cases {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spartakus-collector"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--db-url",
-                "postgres://u@127.0.0.1:1/d",
-            ])
-            .args(&args)
-            .output()
-            .expect("run collector");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.contains(want), "{args:?}: want {want:?} in {err:?}");
+        let base = [
+            "--listen",
+            "127.0.0.1:0",
+            "--db-url",
+            "postgres://u@127.0.0.1:1/d",
+        ];
+        expect_usage_error(&[&base[..], &args[..]].concat(), want);
     }
 }

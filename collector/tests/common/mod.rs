@@ -389,6 +389,20 @@ pub fn acked_under_load(
     acked.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Runs the collector with `args` and no DATABASE_URL, and requires a
+/// usage error: exit 2 and one line on stderr containing `want`.
+pub fn expect_usage_error(args: &[&str], want: &str) {
+    let out = Command::new(collector_bin())
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run collector");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    assert!(err.contains(want), "{args:?}: want {want:?} in {err:?}");
+}
+
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
