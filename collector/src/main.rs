@@ -90,26 +90,6 @@ fn run(config: Config) -> Result<(), Error> {
     let stopping = Arc::new(AtomicBool::new(false));
     let mut signals =
         signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(Error::Signals)?;
-    let flag = stopping.clone();
-    std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if flag.swap(true, Ordering::AcqRel) {
-                log::warn!("second signal {signal}: exiting without draining");
-                std::process::exit(1);
-            }
-            log::info!("signal {signal}: draining in-flight requests");
-            // Orchestrators kill after a grace period (Kubernetes: 30 s);
-            // a drain stuck on a slow client or database must not outlast
-            // it. Requests cut off here were never acknowledged, so their
-            // volunteers send them again.
-            std::thread::spawn(|| {
-                std::thread::sleep(DRAIN_DEADLINE);
-                log::warn!("drain still running after {DRAIN_DEADLINE:?}; exiting");
-                std::process::exit(0);
-            });
-        }
-    });
-
     let listener = std::net::TcpListener::bind(config.listen)
         .map_err(|e| Error::Listen(format!("{}: {e}", config.listen)))?;
     let limits = tiny_http::Limits {
@@ -129,6 +109,30 @@ fn run(config: Config) -> Result<(), Error> {
             false => Error::Listen(format!("{}: {e}", config.listen)),
         },
     )?;
+    let server = Arc::new(server);
+    let flag = stopping.clone();
+    let accepting = server.clone();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if flag.swap(true, Ordering::AcqRel) {
+                log::warn!("second signal {signal}: exiting without draining");
+                std::process::exit(1);
+            }
+            log::info!("signal {signal}: draining in-flight requests");
+            // Refuse new connections now, not when a worker is free to.
+            accepting.stop_accepting();
+            // Orchestrators kill after a grace period (Kubernetes: 30 s);
+            // a drain stuck on a slow client or database must not outlast
+            // it. Requests cut off here were never acknowledged, so their
+            // volunteers send them again.
+            std::thread::spawn(|| {
+                std::thread::sleep(DRAIN_DEADLINE);
+                log::warn!("drain still running after {DRAIN_DEADLINE:?}; exiting");
+                std::process::exit(0);
+            });
+        }
+    });
+
     let addr = server.server_addr().to_ip().unwrap_or(config.listen);
     let scheme = if https { "https" } else { "http" };
     log::info!("spartakus-collector {VERSION} serving {scheme}, listening on {addr}");
@@ -146,7 +150,6 @@ fn run(config: Config) -> Result<(), Error> {
         version: VERSION,
     };
     server::serve(&server, &app, config.threads, &stopping);
-    drop(server);
     store.close();
     log::info!("stopped");
     Ok(())

@@ -20,7 +20,7 @@ pub fn serve(server: &Server, app: &App, threads: usize, stopping: &AtomicBool) 
         for i in 0..threads {
             let spawned = std::thread::Builder::new()
                 .name(format!("http-{i}"))
-                .spawn_scoped(scope, move || work(i, server, app, stopping));
+                .spawn_scoped(scope, move || work(server, app, stopping));
             if let Err(e) = spawned {
                 log::error!("could not start worker thread {i}: {e}");
             }
@@ -28,18 +28,13 @@ pub fn serve(server: &Server, app: &App, threads: usize, stopping: &AtomicBool) 
     });
 }
 
-fn work(index: usize, server: &Server, app: &App, stopping: &AtomicBool) {
+fn work(server: &Server, app: &App, stopping: &AtomicBool) {
     while !stopping.load(Ordering::Acquire) {
         match server.recv_timeout(POLL) {
             Ok(Some(request)) => answer(request, app),
             Ok(None) => {}
             Err(e) => log::warn!("receiving a request: {e}"),
         }
-    }
-    if index == 0 {
-        // New connections are refused from now on; those already open are
-        // still answered.
-        server.stop_accepting();
     }
     // Connections that were accepted but not yet served get a clean 503
     // rather than a reset, for a bounded time.

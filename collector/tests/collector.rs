@@ -486,7 +486,9 @@ fn received_from_can_be_truncated_or_left_out() {
 #[test]
 fn sigterm_waits_for_commits_in_flight_before_exiting() {
     let db = TestDb::new();
-    let mut c = Collector::start(&db.url, &[]);
+    // As many workers as reports held below, so every worker is busy when
+    // the signal comes and none is free to close the listener for it.
+    let mut c = Collector::start(&db.url, &["--threads", "6"]);
     c.wait_ready(Duration::from_secs(20));
     // Hold every INSERT at the database, so that reports are in flight
     // (read, not yet committed) when the signal comes.
@@ -503,13 +505,32 @@ fn sigterm_waits_for_commits_in_flight_before_exiting() {
             })
         })
         .collect();
+    // The writer waits on the lock with the first report; give the others
+    // time to reach their workers too.
+    let blocked = "SELECT count(*) FROM pg_locks WHERE NOT granted";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db
+        .client()
+        .query_one(blocked, &[])
+        .expect("pg_locks")
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(Instant::now() < deadline, "no INSERT waits on the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::thread::sleep(Duration::from_millis(500));
     c.signal("TERM");
-    std::thread::sleep(Duration::from_millis(800));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(c.addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting connections after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let running = matches!(c.child.try_wait(), Ok(None));
     assert!(running, "exited with commits in flight:\n{}", c.log());
-    let refused = std::net::TcpStream::connect(c.addr).is_err();
-    assert!(refused, "still accepting connections after SIGTERM");
     tx.commit().expect("release the lock");
     for answer in answers {
         let reply = answer.join().expect("client thread");
