@@ -53,7 +53,7 @@ fn idle_and_stalled_clients_do_not_keep_a_normal_one_waiting() {
         let took = started.elapsed();
         assert_eq!(reply.status, 204, "{reply:?}");
         assert!(
-            took < Duration::from_secs(1),
+            took < Duration::from_secs(3),
             "normal client {i} waited {took:?}"
         );
     }
@@ -118,8 +118,15 @@ fn connections_over_the_cap_get_503_at_once() {
     let c = Collector::start(&db.url, &["--max-connections", "5"]);
     c.wait_ready(Duration::from_secs(20));
     let held: Vec<TcpStream> = (0..5).map(|_| connect(&c)).collect();
-    std::thread::sleep(Duration::from_millis(200));
-    let reply = get(c.addr, "/healthz");
+    // The cap counts connections once the accept thread has taken them.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let reply = loop {
+        let reply = get(c.addr, "/healthz");
+        if reply.status != 200 || Instant::now() > deadline {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(reply.status, 503, "{reply:?}");
     assert!(reply.header("Retry-After").is_some());
     drop(held);
