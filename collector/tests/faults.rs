@@ -53,7 +53,7 @@ fn idle_and_stalled_clients_do_not_keep_a_normal_one_waiting() {
         let took = started.elapsed();
         assert_eq!(reply.status, 204, "{reply:?}");
         assert!(
-            took < Duration::from_secs(3),
+            took < Duration::from_secs(1),
             "normal client {i} waited {took:?}"
         );
     }
