@@ -3,6 +3,7 @@
 //! Owns the HELP text, which is the flags' spec. Does not open sockets or
 //! connect to anything.
 
+use crate::db::Db;
 use crate::error::Error;
 use crate::peer::{Cidr, Keep};
 use std::ffi::OsString;
@@ -23,6 +24,10 @@ OPTIONS:
                              [env: SPARTAKUS_LISTEN]
     --db-url URL             PostgreSQL connection URL, e.g.
                              postgres://spartakus@db:5432/spartakus [env: DATABASE_URL]
+    --db-ca-file PATH        require TLS to PostgreSQL, verified against this PEM CA
+                             bundle [env: SPARTAKUS_DB_CA_FILE]. Without it, TLS is
+                             used only with sslmode=require in the URL, verified
+                             against the embedded Mozilla roots.
     --threads N              request worker threads [default: 64] [env: SPARTAKUS_THREADS]
     --max-body-bytes N       largest report body accepted [default: 8388608]
                              [env: SPARTAKUS_MAX_BODY_BYTES]
@@ -52,6 +57,7 @@ SUMMARY OPTIONS: the clusters whose latest report is at most N days old, their
 nodes, and both counted by master and kubelet version, OS image, container
 runtime, architecture, operating system and cloud provider. Read-only.
     --db-url URL             PostgreSQL connection URL [env: DATABASE_URL]
+    --db-ca-file PATH        as when serving [env: SPARTAKUS_DB_CA_FILE]
     --days N                 how far back a cluster's latest report may be,
                              1 to 36500 [default: 30]
     --json                   print JSON for scripts instead of tables
@@ -59,6 +65,7 @@ runtime, architecture, operating system and cloud provider. Read-only.
 PRUNE OPTIONS: deletes every report received longer ago than DURATION, the
 oldest first, in short transactions so that ingest is never held up for long.
     --db-url URL             PostgreSQL connection URL [env: DATABASE_URL]
+    --db-ca-file PATH        as when serving [env: SPARTAKUS_DB_CA_FILE]
     --older-than DURATION    required; e.g. 400d, 36h, 90m or 1d12h
                              (units d, h, m, s; at most 36500d)
     --batch-size N           reports deleted per transaction, 1 to 1000000
@@ -72,7 +79,7 @@ start; summary and prune need it to have done so once.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub db: postgres::Config,
+    pub db: Db,
     pub threads: usize,
     pub max_body_bytes: usize,
     pub max_connections: usize,
@@ -89,7 +96,7 @@ pub struct Config {
 /// `spartakus-collector summary`, validated.
 #[derive(Debug, Clone)]
 pub struct SummaryArgs {
-    pub db: postgres::Config,
+    pub db: Db,
     pub days: i32,
     pub json: bool,
 }
@@ -97,7 +104,7 @@ pub struct SummaryArgs {
 /// `spartakus-collector prune`, validated.
 #[derive(Debug, Clone)]
 pub struct PruneArgs {
-    pub db: postgres::Config,
+    pub db: Db,
     pub older_than: Duration,
     pub batch_size: i64,
 }
@@ -134,10 +141,11 @@ pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Error> {
 }
 
 fn parse_summary(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error> {
-    let db = db_config(flag(&mut args, env, "--db-url", Some("DATABASE_URL"))?)?;
+    let db = db_flags(&mut args, env)?;
     let days = flag(&mut args, env, "--days", None)?;
     let json = args.contains("--json");
     finish(args)?;
+    let db = db_config(db)?;
     let days = number("--days", days.as_deref(), 30, 1, 36500)?;
     Ok(Command::Summary(SummaryArgs {
         db,
@@ -147,10 +155,11 @@ fn parse_summary(mut args: pico_args::Arguments, env: Env) -> Result<Command, Er
 }
 
 fn parse_prune(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error> {
-    let db = db_config(flag(&mut args, env, "--db-url", Some("DATABASE_URL"))?)?;
+    let db = db_flags(&mut args, env)?;
     let older_than = flag(&mut args, env, "--older-than", None)?;
     let batch_size = flag(&mut args, env, "--batch-size", None)?;
     finish(args)?;
+    let db = db_config(db)?;
     let older_than = older_than.ok_or_else(|| {
         Error::usage("--older-than", "required, a duration like 400d, 36h or 90m")
     })?;
@@ -196,14 +205,30 @@ fn unexpected(extra: &str) -> Error {
     Error::usage("arguments", &format!("unexpected {extra:?}; see --help"))
 }
 
-fn db_config(url: Option<String>) -> Result<postgres::Config, Error> {
+/// `--db-url` and `--db-ca-file`, which every command takes, unchecked.
+type DbFlags = (Option<String>, Option<String>);
+
+fn db_flags(args: &mut pico_args::Arguments, env: Env) -> Result<DbFlags, Error> {
+    let url = flag(args, env, "--db-url", Some("DATABASE_URL"))?;
+    let ca_file = flag(args, env, "--db-ca-file", Some("SPARTAKUS_DB_CA_FILE"))?;
+    Ok((url, ca_file))
+}
+
+fn db_config((url, ca_file): DbFlags) -> Result<Db, Error> {
     let url = url.ok_or_else(|| Error::usage("--db-url", "required (or set DATABASE_URL)"))?;
-    postgres::Config::from_str(&url).map_err(|_| {
-        Error::usage(
-            "--db-url",
-            "must be a PostgreSQL URL like postgres://user@host/db",
-        )
-    })
+    // The parser's messages name options, never values such as a password.
+    let config = postgres::Config::from_str(&url).map_err(|e| {
+        let why = crate::store::describe(&e);
+        let rule = match why.contains("sslmode") {
+            // libpq's verify-ca and verify-full: require verifies both here.
+            true => "sslmode must be disable, prefer or require, which verifies the \
+                     certificate and host name"
+                .to_string(),
+            false => format!("must be a PostgreSQL URL like postgres://user@host/db ({why})"),
+        };
+        Error::usage("--db-url", &rule)
+    })?;
+    Db::new(config, ca_file.as_deref())
 }
 
 /// A positive age like `400d`, `36h`, `90m`, `30s` or `1d12h`, at most
@@ -230,9 +255,9 @@ fn age(text: &str) -> Option<Duration> {
 }
 
 fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error> {
+    let db = db_flags(&mut args, env)?;
     let mut value = |name, var| flag(&mut args, env, name, Some(var));
     let listen = value("--listen", "SPARTAKUS_LISTEN")?;
-    let db_url = value("--db-url", "DATABASE_URL")?;
     let threads = value("--threads", "SPARTAKUS_THREADS")?;
     let max_body = value("--max-body-bytes", "SPARTAKUS_MAX_BODY_BYTES")?;
     let max_connections = value("--max-connections", "SPARTAKUS_MAX_CONNECTIONS")?;
@@ -260,7 +285,7 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
             "must be HOST:PORT with an IP host, e.g. 0.0.0.0:8080",
         )
     })?;
-    let db = db_config(db_url)?;
+    let db = db_config(db)?;
     let threads = number("--threads", threads.as_deref(), 64, 1, 4096)?;
     let max_body_bytes = number(
         "--max-body-bytes",

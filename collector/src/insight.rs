@@ -6,9 +6,8 @@
 
 use crate::config::SummaryArgs;
 use crate::error::Error;
-use postgres::{IsolationLevel, NoTls};
+use postgres::IsolationLevel;
 use serde_json::Value;
-use std::time::Duration;
 
 /// The breakdowns, in print order: the `node_facts` column, which is also the
 /// JSON key, and the table's heading. Column names are spliced into SQL, so
@@ -50,12 +49,7 @@ pub struct Summary {
 /// Reads the summary in one read-only snapshot, so that the totals and the
 /// breakdowns agree even while reports keep arriving.
 pub fn summary(args: &SummaryArgs) -> Result<Summary, Error> {
-    let mut db = args.db.clone();
-    db.application_name("spartakus-collector summary");
-    if db.get_connect_timeout().is_none() {
-        db.connect_timeout(Duration::from_secs(10));
-    }
-    let mut client = db.connect(NoTls)?;
+    let mut client = args.db.connect_as("spartakus-collector summary")?;
     let mut tx = client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod db;
 mod error;
 mod http;
 mod insight;
@@ -136,6 +137,7 @@ fn run(config: Config) -> Result<(), Error> {
     let addr = server.server_addr().to_ip().unwrap_or(config.listen);
     let scheme = if https { "https" } else { "http" };
     log::info!("spartakus-collector {VERSION} serving {scheme}, listening on {addr}");
+    log::info!("connecting to PostgreSQL {}", config.db.describe());
 
     let metrics = Arc::new(metrics::Metrics::default());
     let store = Arc::new(store::Postgres::start(config.db, metrics.clone()));

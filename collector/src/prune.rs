@@ -14,9 +14,8 @@
 
 use crate::config::PruneArgs;
 use crate::error::Error;
-use postgres::NoTls;
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// The oldest reports first, so that an interrupted prune leaves no gaps.
 /// The subquery walks the reports_received_at index and stops at the limit.
@@ -35,12 +34,7 @@ pub struct Pruned {
 }
 
 pub fn prune(args: &PruneArgs) -> Result<Pruned, Error> {
-    let mut db = args.db.clone();
-    db.application_name("spartakus-collector prune");
-    if db.get_connect_timeout().is_none() {
-        db.connect_timeout(Duration::from_secs(10));
-    }
-    let mut client = db.connect(NoTls)?;
+    let mut client = args.db.connect_as("spartakus-collector prune")?;
     // Fixed once: batches must not chase a cutoff that moves while they run.
     let row = client.query_one(
         "SELECT t, to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \

@@ -8,10 +8,11 @@
 //! report. A failing batch is retried one row at a time, so one bad row
 //! cannot fail its neighbours. Does not parse requests.
 
+use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::report::Report;
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -64,7 +65,8 @@ pub struct Postgres {
 impl Postgres {
     /// Starts the writer, which connects (retrying with backoff) and applies
     /// the schema in the background; until then reports get `Unavailable`.
-    pub fn start(mut config: postgres::Config, metrics: Arc<Metrics>) -> Postgres {
+    pub fn start(mut db: Db, metrics: Arc<Metrics>) -> Postgres {
+        let config = &mut db.config;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -78,7 +80,7 @@ impl Postgres {
         config.keepalives_idle(Duration::from_secs(30));
         let (tx, rx) = mpsc::sync_channel(4 * MAX_BATCH);
         let writer = Writer {
-            config,
+            db,
             conn: None,
             migrated: false,
             retry_at: Instant::now(),
@@ -132,7 +134,7 @@ impl Store for Postgres {
 }
 
 struct Writer {
-    config: postgres::Config,
+    db: Db,
     conn: Option<(Client, Statement)>,
     migrated: bool,
     retry_at: Instant,
@@ -207,7 +209,7 @@ impl Writer {
     }
 
     fn open(&self) -> Result<(Client, Statement), postgres::Error> {
-        let mut client = self.config.connect(NoTls)?;
+        let mut client = self.db.connect()?;
         if !self.migrated {
             let mut tx = client.transaction()?;
             // Replacing a view waits for queries reading it (a dashboard);

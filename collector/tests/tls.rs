@@ -172,3 +172,145 @@ fn bad_tls_flags_exit_2_with_one_line_naming_them() {
         expect_usage_error(&[&base[..], &args[..]].concat(), want);
     }
 }
+
+/// PostgreSQL with TLS on, refusing plain connections from the role the
+/// collector uses; the test's own `postgres` role still connects plainly.
+fn tls_postgres(pki: &Pki) -> Cluster {
+    let pg = Cluster::new();
+    let read = |name: &str| std::fs::read(pki.dir.join(name)).expect("read PKI file");
+    let cert = pg.write("server.crt", &read("tls.crt"));
+    let key = pg.write("server.key", &read("tls.key"));
+    pg.write(
+        "data/pg_hba.conf",
+        b"local all all trust\n\
+          hostssl all all 127.0.0.1/32 trust\n\
+          hostnossl all spartakus 127.0.0.1/32 reject\n\
+          host all postgres 127.0.0.1/32 trust\n",
+    );
+    pg.start_with(&format!(
+        "-c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
+    ));
+    pg.client()
+        .batch_execute("CREATE ROLE spartakus LOGIN SUPERUSER")
+        .expect("create the collector's role");
+    pg
+}
+
+#[test]
+fn postgres_over_tls_is_verified_and_required() {
+    let pki = Pki::new();
+    let ca = pki.path("ca.crt");
+    std::fs::write(&ca, &pki.ca).expect("write CA");
+    let pg = tls_postgres(&pki);
+    let url = format!("postgres://spartakus@127.0.0.1:{}/postgres", pg.port);
+
+    let c = Collector::start(&url, &["--db-ca-file", &ca]);
+    c.wait_ready(Duration::from_secs(20));
+    assert_eq!(c.post("/api/v1/stats", SEED).status, 204);
+    assert!(
+        c.log().contains("PostgreSQL over verified TLS"),
+        "{}",
+        c.log()
+    );
+    let encrypted: bool = pg
+        .client()
+        .query_one(
+            "SELECT count(*) > 0 AND bool_and(s.ssl) FROM pg_stat_ssl s \
+             JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'spartakus'",
+            &[],
+        )
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(encrypted, "the collector's connection is not TLS");
+    drop(c);
+
+    // The subcommands take the same flags.
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spartakus-collector"))
+            .args(args)
+            .args(["--db-url", &url, "--db-ca-file", &ca])
+            .output()
+            .expect("run a subcommand");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let summary: serde_json::Value =
+        serde_json::from_str(&run(&["summary", "--json"])).expect("summary JSON");
+    assert_eq!(summary["clusters"], 1, "{summary}");
+    run(&["prune", "--older-than", "1d"]);
+
+    // Never plain, never unverified: each of these is refused, and says why.
+    let other = Pki::new();
+    let wrong_ca = other.path("ca.crt");
+    std::fs::write(&wrong_ca, &other.ca).expect("write the other CA");
+    let by_name = format!("postgres://spartakus@localhost:{}/postgres", pg.port);
+    let required = format!("{url}?sslmode=require");
+    let cases: [(&str, &[&str], &str); 4] = [
+        (&url, &[], "no encryption"),
+        (&required, &[], "invalid peer certificate: UnknownIssuer"),
+        (
+            &url,
+            &["--db-ca-file", &wrong_ca],
+            "invalid peer certificate",
+        ),
+        (&by_name, &["--db-ca-file", &ca], "not valid for name"),
+    ];
+    for (url, flags, why) in cases {
+        let c = Collector::start(url, flags);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !c.log().contains(why) {
+            assert!(
+                Instant::now() < deadline,
+                "{url} {flags:?}: no {why:?} in\n{}",
+                c.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(get(c.addr, "/readyz").status, 503, "{url} {flags:?}");
+        assert_eq!(c.post("/api/v1/stats", SEED).status, 503);
+    }
+    assert_eq!(
+        pg.client()
+            .query_one("SELECT count(*) FROM reports", &[])
+            .expect("count")
+            .get::<_, i64>(0),
+        1
+    );
+}
+
+#[test]
+fn bad_db_tls_flags_exit_2_with_one_line_naming_them() {
+    let pki = Pki::new();
+    let url = "postgres://u@127.0.0.1:1/d";
+    let missing = pki.path("missing.crt");
+    let key = pki.path("tls.key");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--db-url", url, "--db-ca-file", &missing],
+            "--db-ca-file: ",
+        ),
+        (
+            &["--db-url", url, "--db-ca-file", &key],
+            "holds no PEM certificate",
+        ),
+        (
+            &[
+                "--db-url",
+                &format!("{url}?sslmode=disable"),
+                "--db-ca-file",
+                &pki.path("tls.crt"),
+            ],
+            "--db-ca-file: conflicts with sslmode=disable",
+        ),
+        (
+            &["--db-url", &format!("{url}?sslmode=verify-full")],
+            "--db-url: sslmode must be disable, prefer or require",
+        ),
+    ];
+    for (args, want) in cases {
+        expect_usage_error(args, want);
+        expect_usage_error(&[&["summary"], args].concat(), want);
+        expect_usage_error(&[&["prune", "--older-than", "1d"], args].concat(), want);
+    }
+}

@@ -154,3 +154,21 @@ fn summary_defaults_to_30_days_of_tables() {
         _ => panic!("not a summary"),
     }
 }
+
+#[test]
+fn db_ca_file_comes_from_the_environment_too() {
+    let env = [
+        ("DATABASE_URL", "postgres://u@h/d"),
+        ("SPARTAKUS_DB_CA_FILE", "/nonexistent/ca.crt"),
+    ];
+    let commands: [&[&str]; 3] = [&[], &["summary"], &["prune", "--older-than", "1d"]];
+    for args in commands {
+        match command(args, &env) {
+            Err(e) => assert!(
+                e.starts_with("--db-ca-file: /nonexistent/ca.crt: cannot read it"),
+                "{args:?}: {e}"
+            ),
+            Ok(_) => panic!("{args:?}: the CA file was not read"),
+        }
+    }
+}

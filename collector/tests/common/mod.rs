@@ -174,8 +174,13 @@ impl Cluster {
     }
 
     pub fn start(&self) {
+        self.start_with("");
+    }
+
+    /// Starts the server with extra `-c name=value` settings.
+    pub fn start_with(&self, settings: &str) {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {settings}",
             self.port,
             self.dir.display()
         );
@@ -192,12 +197,30 @@ impl Cluster {
         ]);
     }
 
+    /// Writes `name` (relative to the cluster's directory) as the server's
+    /// own private file, and returns its path.
+    pub fn write(&self, name: &str, contents: &[u8]) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join(name);
+        std::fs::write(&path, contents).expect("write a cluster file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod a cluster file");
+        if is_root() {
+            self.sh(Command::new("chown").arg("postgres:").arg(&path));
+        }
+        path.display().to_string()
+    }
+
     pub fn stop(&self) {
         self.pg(&["pg_ctl", "-D", "data", "-m", "fast", "-w", "stop"]);
     }
 
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url(), postgres::NoTls).expect("connect to the cluster")
     }
 }
 
