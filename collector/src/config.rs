@@ -1,7 +1,7 @@
 //! Command-line flags and their environment fallbacks, parsed into a typed
 //! `Command`: serve (`Config`), or the `summary` and `prune` subcommands.
-//! Owns the HELP text, which is the flags' spec. Does not open sockets or
-//! connect to anything.
+//! Owns the HELP text (config/help.txt), which is the flags' spec. Reads
+//! the files flags name; does not open sockets or connect to anything.
 
 use crate::db::Db;
 use crate::error::Error;
@@ -11,69 +11,8 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub const HELP: &str = "\
-spartakus-collector: receives anonymous Kubernetes usage reports and stores them in PostgreSQL.
-
-USAGE:
-    spartakus-collector [OPTIONS]                 serve HTTP and store reports
-    spartakus-collector summary [SUMMARY OPTIONS] print what the stored reports say
-    spartakus-collector prune [PRUNE OPTIONS]     delete old reports
-
-OPTIONS:
-    --listen HOST:PORT       address to serve HTTP on [default: 127.0.0.1:8080]
-                             [env: SPARTAKUS_LISTEN]
-    --db-url URL             PostgreSQL connection URL, e.g.
-                             postgres://spartakus@db:5432/spartakus [env: DATABASE_URL]
-    --db-ca-file PATH        require TLS to PostgreSQL, verified against this PEM CA
-                             bundle [env: SPARTAKUS_DB_CA_FILE]. Without it, TLS is
-                             used only with sslmode=require in the URL, verified
-                             against the embedded Mozilla roots.
-    --threads N              request worker threads [default: 64] [env: SPARTAKUS_THREADS]
-    --max-body-bytes N       largest report body accepted [default: 8388608]
-                             [env: SPARTAKUS_MAX_BODY_BYTES]
-    --max-connections N      client connections open at once; more get 503
-                             [default: 1024] [env: SPARTAKUS_MAX_CONNECTIONS]
-    --read-timeout SECONDS   longest wait for a client's next bytes; a whole
-                             request (head and body) may take 3 times this
-                             [default: 10] [env: SPARTAKUS_READ_TIMEOUT]
-    --received-from POLICY   how much of a client's address is stored: full,
-                             truncated (IPv4 /24, IPv6 /64) or none
-                             [default: full] [env: SPARTAKUS_RECEIVED_FROM]
-    --rate-limit N/min       reports accepted per client address (IPv6: per /64)
-                             per minute; more get 429 [default: no limit]
-                             [env: SPARTAKUS_RATE_LIMIT]
-    --trusted-proxy CIDR     a proxy whose X-Forwarded-For / X-Real-IP is believed;
-                             repeatable [default: none]
-                             [env: SPARTAKUS_TRUSTED_PROXY, comma-separated]
-    --tls-cert PATH          serve HTTPS with this PEM certificate chain (with
-                             --tls-key) [default: plain HTTP] [env: SPARTAKUS_TLS_CERT]
-    --tls-key PATH           the PEM private key of --tls-cert [env: SPARTAKUS_TLS_KEY]
-    --log-level LEVEL        error, warn, info, debug or trace [default: info]
-                             [env: SPARTAKUS_LOG_LEVEL]
-    --version                print the version and exit
-    --help                   print this help and exit
-
-SUMMARY OPTIONS: the clusters whose latest report is at most N days old, their
-nodes, and both counted by master and kubelet version, OS image, container
-runtime, architecture, operating system and cloud provider. Read-only.
-    --db-url URL             PostgreSQL connection URL [env: DATABASE_URL]
-    --db-ca-file PATH        as when serving [env: SPARTAKUS_DB_CA_FILE]
-    --days N                 how far back a cluster's latest report may be,
-                             1 to 36500 [default: 30]
-    --json                   print JSON for scripts instead of tables
-
-PRUNE OPTIONS: deletes every report received longer ago than DURATION, the
-oldest first, in short transactions so that ingest is never held up for long.
-    --db-url URL             PostgreSQL connection URL [env: DATABASE_URL]
-    --db-ca-file PATH        as when serving [env: SPARTAKUS_DB_CA_FILE]
-    --older-than DURATION    required; e.g. 400d, 36h, 90m or 1d12h
-                             (units d, h, m, s; at most 36500d)
-    --batch-size N           reports deleted per transaction, 1 to 1000000
-                             [default: 10000]
-
-Flags win over environment variables. The collector applies its schema on
-start; summary and prune need it to have done so once.
-";
+/// The flags' spec, printed by --help.
+pub const HELP: &str = include_str!("config/help.txt");
 
 /// Everything the collector needs to run, validated.
 #[derive(Debug, Clone)]

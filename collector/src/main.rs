@@ -20,11 +20,8 @@ use config::{Command, Config};
 use error::Error;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-
-/// The longest a SIGTERM drain may take before the process exits anyway.
-const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(9);
 
 /// The version, stamped from git by ./build, else the crate's.
 pub const VERSION: &str = match option_env!("SPARTAKUS_VERSION") {
@@ -89,8 +86,7 @@ fn run(config: Config) -> Result<(), Error> {
         .map_err(|e| Error::usage("--log-level", &e.to_string()))?;
 
     let stopping = Arc::new(AtomicBool::new(false));
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(Error::Signals)?;
+    let signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(Error::Signals)?;
     let listener = std::net::TcpListener::bind(config.listen)
         .map_err(|e| Error::Listen(format!("{}: {e}", config.listen)))?;
     let limits = tiny_http::Limits {
@@ -111,28 +107,7 @@ fn run(config: Config) -> Result<(), Error> {
         },
     )?;
     let server = Arc::new(server);
-    let flag = stopping.clone();
-    let accepting = server.clone();
-    std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if flag.swap(true, Ordering::AcqRel) {
-                log::warn!("second signal {signal}: exiting without draining");
-                std::process::exit(1);
-            }
-            log::info!("signal {signal}: draining in-flight requests");
-            // Refuse new connections now, not when a worker is free to.
-            accepting.stop_accepting();
-            // Orchestrators kill after a grace period (Kubernetes: 30 s);
-            // a drain stuck on a slow client or database must not outlast
-            // it. Requests cut off here were never acknowledged, so their
-            // volunteers send them again.
-            std::thread::spawn(|| {
-                std::thread::sleep(DRAIN_DEADLINE);
-                log::warn!("drain still running after {DRAIN_DEADLINE:?}; exiting");
-                std::process::exit(0);
-            });
-        }
-    });
+    server::on_signals(signals, server.clone(), stopping.clone());
 
     let addr = server.server_addr().to_ip().unwrap_or(config.listen);
     let scheme = if https { "https" } else { "http" };

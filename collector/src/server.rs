@@ -1,9 +1,11 @@
 //! The tiny_http loop: a fixed pool of worker threads that take requests,
 //! pass them to `http::route`, answer, log one line and count it. Owns the
-//! graceful drain on shutdown. Does not decide any answer itself.
+//! graceful drain on SIGTERM or SIGINT. Does not decide any answer itself.
 
 use crate::http::{self, Answer, App, Incoming};
+use signal_hook::iterator::Signals;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tiny_http::{Header, Request, Response, Server};
 
@@ -12,6 +14,35 @@ const POLL: Duration = Duration::from_millis(100);
 /// After the stop signal, requests already queued are answered 503 until the
 /// queue is empty, but for no longer than this; then the workers exit.
 const DRAIN: Duration = Duration::from_secs(2);
+
+/// The longest a SIGTERM drain may take before the process exits anyway.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(9);
+
+/// On the first of `signals`: refuse new connections at once and set
+/// `stopping`, so that `serve` drains and returns. A second signal exits
+/// without draining.
+pub fn on_signals(mut signals: Signals, server: Arc<Server>, stopping: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if stopping.swap(true, Ordering::AcqRel) {
+                log::warn!("second signal {signal}: exiting without draining");
+                std::process::exit(1);
+            }
+            log::info!("signal {signal}: draining in-flight requests");
+            // Here, not on a worker: every worker may be waiting on a commit.
+            server.stop_accepting();
+            // Orchestrators kill after a grace period (Kubernetes: 30 s);
+            // a drain stuck on a slow client or database must not outlast
+            // it. Requests cut off here were never acknowledged, so their
+            // volunteers send them again.
+            std::thread::spawn(|| {
+                std::thread::sleep(DRAIN_DEADLINE);
+                log::warn!("drain still running after {DRAIN_DEADLINE:?}; exiting");
+                std::process::exit(0);
+            });
+        }
+    });
+}
 
 /// Serves until `stopping` is set, then finishes every request a worker
 /// holds (including its commit) and returns.
