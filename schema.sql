@@ -26,6 +26,10 @@ CREATE INDEX IF NOT EXISTS reports_cluster_latest ON reports (cluster_id, receiv
 -- Time-range scans (dashboards, summaries, retention).
 CREATE INDEX IF NOT EXISTS reports_received_at ON reports (received_at);
 
+-- clusters_daily by UTC day: a dashboard's date range then reads only the
+-- reports of those days, however long the history is.
+CREATE INDEX IF NOT EXISTS reports_utc_day ON reports (((received_at AT TIME ZONE 'UTC')::date));
+
 -- Views for vendors: the questions "how are our clusters used" without
 -- writing SQL against the payloads. CREATE OR REPLACE keeps them idempotent;
 -- a change that drops or retypes a column needs a DROP VIEW first, because
