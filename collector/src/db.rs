@@ -10,6 +10,7 @@ use rustls::pki_types::{pem::PemObject, CertificateDer, InvalidDnsNameError, Ser
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -22,12 +23,17 @@ pub struct Db {
 }
 
 impl Db {
-    /// TLS is used with `--db-ca-file` (verified against that bundle, and
-    /// then required) or with `sslmode=require` in the URL (verified
-    /// against the embedded Mozilla roots). libpq's default `prefer`, which
-    /// would accept any certificate, is plain here: never unverified TLS.
-    pub fn new(mut config: postgres::Config, ca_file: Option<&str>) -> Result<Db, Error> {
-        use postgres::config::SslMode;
+    /// Parses `--db-url`. TLS is used with `--db-ca-file` (verified against
+    /// that bundle, and then required) or with `sslmode=require` in the URL
+    /// (verified against the embedded Mozilla roots). libpq's default
+    /// `prefer`, which would accept any certificate, is plain here: never
+    /// unverified TLS. Settings TLS cannot honour are refused here, not at
+    /// the first connection.
+    pub fn new(url: &str, ca_file: Option<&str>) -> Result<Db, Error> {
+        use postgres::config::{ChannelBinding, Host, SslMode, SslNegotiation};
+        let url_error = |rule: &str| Error::usage("--db-url", rule);
+        let mut config =
+            postgres::Config::from_str(url).map_err(|e| url_error(&parse_error(&e)))?;
         let roots = match (ca_file, config.get_ssl_mode()) {
             (Some(_), SslMode::Disable) => {
                 let rule = "conflicts with sslmode=disable in --db-url";
@@ -39,16 +45,36 @@ impl Db {
             }),
             (None, _) => None,
         };
+        if config.get_channel_binding() == ChannelBinding::Require {
+            return Err(url_error("channel_binding=require is not supported"));
+        }
         let Some(roots) = roots else {
+            if config.get_ssl_negotiation() == SslNegotiation::Direct {
+                return Err(url_error(
+                    "sslnegotiation=direct needs TLS: sslmode=require or --db-ca-file",
+                ));
+            }
             return Ok(Db { config, tls: None });
         };
+        // The certificate is checked against the host name, so TLS needs one
+        // for every address, and a Unix socket has none.
+        let hosts = config.get_hosts();
+        let named = !hosts.is_empty() && hosts.iter().all(|h| matches!(h, Host::Tcp(_)));
+        if !named {
+            return Err(url_error(
+                "TLS needs a host name or IP for each server, not a Unix socket or hostaddr alone",
+            ));
+        }
         config.ssl_mode(SslMode::Require);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::usage("--db-ca-file", &e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        // PostgreSQL 17 requires it for sslnegotiation=direct; older servers
+        // ignore it.
+        tls.alpn_protocols = vec![b"postgresql".to_vec()];
         Ok(Db {
             config,
             tls: Some(MakeRustls(Arc::new(tls))),
@@ -90,6 +116,25 @@ impl std::fmt::Debug for Db {
             .field("config", &self.config)
             .field("tls", &tls)
             .finish()
+    }
+}
+
+/// The parser's message, where it is safe: an unknown option is named as
+/// typed, and in `password=a b` that is a piece of the password.
+fn parse_error(e: &postgres::Error) -> String {
+    let why = crate::store::describe(e);
+    match why.split_once("invalid value for option ") {
+        // libpq's verify-ca and verify-full: require verifies both here.
+        Some((_, "`sslmode`")) => {
+            "sslmode must be disable, prefer or require, which verifies the certificate \
+             and host name"
+                .into()
+        }
+        Some((_, option)) => format!("invalid value for option {option}"),
+        None if why.ends_with("unknown option `sslrootcert`") => {
+            "sslrootcert is not read; give the CA bundle with --db-ca-file".into()
+        }
+        None => "must be a PostgreSQL URL like postgres://user@host/db".into(),
     }
 }
 

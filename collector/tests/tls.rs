@@ -1,4 +1,5 @@
-//! Optional HTTPS serving (--tls-cert, --tls-key), against a CA made here.
+//! TLS against CAs made here: HTTPS serving (--tls-cert, --tls-key), and
+//! the connection to PostgreSQL (--db-ca-file, sslmode=require).
 
 mod common;
 
@@ -173,8 +174,12 @@ fn bad_tls_flags_exit_2_with_one_line_naming_them() {
     }
 }
 
-/// PostgreSQL with TLS on, refusing plain connections from the role the
-/// collector uses; the test's own `postgres` role still connects plainly.
+/// The collector role's password, which must never be printed.
+const PASSWORD: &str = "S3cret-pw";
+
+/// PostgreSQL with TLS on, where the role the collector uses may only log in
+/// over TLS with a SCRAM password; the test's own `postgres` role still
+/// connects plainly.
 fn tls_postgres(pki: &Pki) -> Cluster {
     let pg = Cluster::new();
     let read = |name: &str| std::fs::read(pki.dir.join(name)).expect("read PKI file");
@@ -183,7 +188,7 @@ fn tls_postgres(pki: &Pki) -> Cluster {
     pg.write(
         "data/pg_hba.conf",
         b"local all all trust\n\
-          hostssl all all 127.0.0.1/32 trust\n\
+          hostssl all spartakus 127.0.0.1/32 scram-sha-256\n\
           hostnossl all spartakus 127.0.0.1/32 reject\n\
           host all postgres 127.0.0.1/32 trust\n",
     );
@@ -191,7 +196,9 @@ fn tls_postgres(pki: &Pki) -> Cluster {
         "-c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
     ));
     pg.client()
-        .batch_execute("CREATE ROLE spartakus LOGIN SUPERUSER")
+        .batch_execute(&format!(
+            "CREATE ROLE spartakus LOGIN SUPERUSER PASSWORD '{PASSWORD}'"
+        ))
         .expect("create the collector's role");
     pg
 }
@@ -202,7 +209,10 @@ fn postgres_over_tls_is_verified_and_required() {
     let ca = pki.path("ca.crt");
     std::fs::write(&ca, &pki.ca).expect("write CA");
     let pg = tls_postgres(&pki);
-    let url = format!("postgres://spartakus@127.0.0.1:{}/postgres", pg.port);
+    let url = format!(
+        "postgres://spartakus:{PASSWORD}@127.0.0.1:{}/postgres",
+        pg.port
+    );
 
     let c = Collector::start(&url, &["--db-ca-file", &ca]);
     c.wait_ready(Duration::from_secs(20));
@@ -244,9 +254,16 @@ fn postgres_over_tls_is_verified_and_required() {
     let other = Pki::new();
     let wrong_ca = other.path("ca.crt");
     std::fs::write(&wrong_ca, &other.ca).expect("write the other CA");
-    let by_name = format!("postgres://spartakus@localhost:{}/postgres", pg.port);
+    // Connects to 127.0.0.1 but must find "localhost" in the certificate.
+    let by_name = format!(
+        "postgres://spartakus:{PASSWORD}@localhost:{}/postgres?hostaddr=127.0.0.1",
+        pg.port
+    );
     let required = format!("{url}?sslmode=require");
-    let cases: [(&str, &[&str], &str); 4] = [
+    // A server without TLS: the CA file must not fall back to plain.
+    let plain = TestDb::new();
+    let prefer = format!("{}?sslmode=prefer", plain.url);
+    let cases: [(&str, &[&str], &str); 5] = [
         (&url, &[], "no encryption"),
         (&required, &[], "invalid peer certificate: UnknownIssuer"),
         (
@@ -255,6 +272,11 @@ fn postgres_over_tls_is_verified_and_required() {
             "invalid peer certificate",
         ),
         (&by_name, &["--db-ca-file", &ca], "not valid for name"),
+        (
+            &prefer,
+            &["--db-ca-file", &ca],
+            "server does not support TLS",
+        ),
     ];
     for (url, flags, why) in cases {
         let c = Collector::start(url, flags);
@@ -269,7 +291,9 @@ fn postgres_over_tls_is_verified_and_required() {
         }
         assert_eq!(get(c.addr, "/readyz").status, 503, "{url} {flags:?}");
         assert_eq!(c.post("/api/v1/stats", SEED).status, 503);
+        assert!(!c.log().contains(PASSWORD), "{}", c.log());
     }
+    assert_eq!(plain.count(), 0);
     assert_eq!(
         pg.client()
             .query_one("SELECT count(*) FROM reports", &[])
@@ -280,37 +304,74 @@ fn postgres_over_tls_is_verified_and_required() {
 }
 
 #[test]
-fn bad_db_tls_flags_exit_2_with_one_line_naming_them() {
+fn bad_db_flags_exit_2_with_one_line_naming_them() {
     let pki = Pki::new();
     let url = "postgres://u@127.0.0.1:1/d";
-    let missing = pki.path("missing.crt");
-    let key = pki.path("tls.key");
-    let cases: [(&[&str], &str); 4] = [
+    let (missing, key, cert) = (
+        pki.path("missing.crt"),
+        pki.path("tls.key"),
+        pki.path("tls.crt"),
+    );
+    // A want ending in "\n" is the whole rest of the line: no more is said.
+    let cases: &[(String, Option<&str>, &str)] = &[
+        (url.into(), Some(&missing), "--db-ca-file: "),
+        (url.into(), Some(&key), "holds no PEM certificate"),
         (
-            &["--db-url", url, "--db-ca-file", &missing],
-            "--db-ca-file: ",
-        ),
-        (
-            &["--db-url", url, "--db-ca-file", &key],
-            "holds no PEM certificate",
-        ),
-        (
-            &[
-                "--db-url",
-                &format!("{url}?sslmode=disable"),
-                "--db-ca-file",
-                &pki.path("tls.crt"),
-            ],
+            format!("{url}?sslmode=disable"),
+            Some(&cert),
             "--db-ca-file: conflicts with sslmode=disable",
         ),
         (
-            &["--db-url", &format!("{url}?sslmode=verify-full")],
+            format!("{url}?sslmode=verify-full"),
+            None,
             "--db-url: sslmode must be disable, prefer or require",
         ),
+        (
+            format!("{url}?channel_binding=require"),
+            Some(&cert),
+            "--db-url: channel_binding=require is not supported",
+        ),
+        (
+            format!("{url}?sslnegotiation=direct"),
+            None,
+            "--db-url: sslnegotiation=direct needs TLS",
+        ),
+        (
+            "postgres://u@%2Ftmp/d".into(),
+            Some(&cert),
+            "--db-url: TLS needs a host name",
+        ),
+        (
+            "postgres:///d?hostaddr=127.0.0.1".into(),
+            Some(&cert),
+            "--db-url: TLS needs a host name",
+        ),
+        (
+            format!("{url}?sslrootcert=/ca.pem"),
+            None,
+            "--db-url: sslrootcert is not read; give the CA bundle with --db-ca-file\n",
+        ),
+        // The parser would name "horse" as an unknown option: a piece of
+        // the password.
+        (
+            "host=h password=correct horse=battery".into(),
+            None,
+            "--db-url: must be a PostgreSQL URL like postgres://user@host/db\n",
+        ),
     ];
-    for (args, want) in cases {
-        expect_usage_error(args, want);
-        expect_usage_error(&[&["summary"], args].concat(), want);
-        expect_usage_error(&[&["prune", "--older-than", "1d"], args].concat(), want);
+    for (db_url, ca, want) in cases {
+        let mut args = vec!["--db-url", db_url.as_str()];
+        args.extend(ca.iter().flat_map(|ca| ["--db-ca-file", ca]));
+        expect_usage_error(&args, want);
+        expect_usage_error(&[&["summary"], &args[..]].concat(), want);
+        expect_usage_error(
+            &[&["prune", "--older-than", "1d"], &args[..]].concat(),
+            want,
+        );
     }
+    // A URL given where no flag takes it is not echoed either.
+    expect_usage_error(
+        &["--db-url", url, "postgres://u:S3CRET@h/d"],
+        "unexpected argument (not shown: it may hold a password); see --help\n",
+    );
 }

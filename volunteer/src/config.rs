@@ -147,13 +147,19 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
     if let Some(first) = leftover.first() {
         let shown = first.to_string_lossy();
         let flag = if shown.starts_with('-') {
-            shown.to_string()
+            shown.split('=').next().unwrap_or_default().to_string()
         } else {
             "arguments".into()
         };
+        // A misplaced URL may hold a password.
+        let secret = ["://", "@", "password"].iter().any(|s| shown.contains(s));
+        let shown = match secret {
+            true => "(not shown: it may hold a password)".to_string(),
+            false => format!("{shown:?}"),
+        };
         return Err(Error::config(
             flag,
-            format!("unexpected argument {shown:?} (see --help)"),
+            format!("unexpected argument {shown} (see --help)"),
         ));
     }
 

@@ -33,7 +33,8 @@ fn bad_configuration_is_one_line_naming_the_flag_and_exit_2() {
     let empty_token = dir.str("empty-token");
     let not_a_ca = dir.str("not-a-ca.crt");
     let bad_ext = dir.str("ext/bad.json");
-    let cases: Vec<Case> = vec![
+    let cases: Vec<Case> =
+        vec![
         (
             vec!["--kube-api", http],
             vec![],
@@ -169,6 +170,17 @@ fn bad_configuration_is_one_line_naming_the_flag_and_exit_2() {
             vec!["--dry-run", "--kube-api", http, "extra"],
             vec![],
             "arguments: unexpected argument \"extra\"",
+        ),
+        // A misspelt flag or a stray URL may carry a password: not echoed.
+        (
+            vec!["--dry-run", "--kube-api", http, "--colector=https://u:S3CRET@c"],
+            vec![],
+            "--colector: unexpected argument (not shown: it may hold a password) (see --help)\n",
+        ),
+        (
+            vec!["--dry-run", "--kube-api", http, "https://u:S3CRET@c"],
+            vec![],
+            "arguments: unexpected argument (not shown: it may hold a password) (see --help)\n",
         ),
         (
             vec!["--dry-run", "--kube-api"],

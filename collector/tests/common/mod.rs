@@ -416,6 +416,7 @@ pub fn expect_usage_error(args: &[&str], want: &str) {
     let out = Command::new(collector_bin())
         .args(args)
         .env_remove("DATABASE_URL")
+        .env_remove("SPARTAKUS_DB_CA_FILE")
         .output()
         .expect("run collector");
     let err = String::from_utf8_lossy(&out.stderr);
