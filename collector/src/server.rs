@@ -115,13 +115,14 @@ fn answer(mut request: Request, app: &App) {
     }
     let status = answer.status;
     respond(request, answer, started, &app.metrics);
-    let path: String = url
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect();
+    // Client text, so bounded and without control characters, which could
+    // start a forged log line; and never the query string.
+    let printable = |text: &str, max| -> String {
+        let visible = |c: char| if c.is_control() { '?' } else { c };
+        text.chars().take(max).map(visible).collect()
+    };
+    let method = printable(&method, 16);
+    let path = printable(url.split('?').next().unwrap_or_default(), 200);
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     log::info!("{method} {path} {status} {ms:.1}ms");
 }

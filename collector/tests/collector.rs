@@ -610,3 +610,30 @@ fn one_row_the_database_refuses_does_not_fail_its_batch() {
         c.log()
     );
 }
+
+#[test]
+fn the_log_holds_no_report_even_at_debug_and_no_forged_line() {
+    let db = TestDb::new();
+    let c = Collector::start(&db.url, &["--log-level", "debug"]);
+    c.wait_ready(Duration::from_secs(20));
+    let marker = "cluster-marker-5d1e";
+    let body = json!({"payload": {"clusterID": marker}}).to_string();
+    assert_eq!(c.post("/api/v1/stats", &body).status, 204);
+    // tiny_http ends the request line only at CRLF: a bare LF in the path
+    // must not start a line of its own in the log (tabs, since a space
+    // would end the path).
+    let forged = "GET /x\nFORGED\tINFO\tPOST\t/api/v1/stats\t204 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    raw_request(c.addr, forged.as_bytes());
+    assert_eq!(c.post("/api/v1/stats", SEED).status, 204);
+    let log = c.log();
+    assert!(!log.contains(marker), "a report reached the log:\n{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("FORGED")),
+        "a client wrote a log line:\n{log}"
+    );
+    assert!(
+        log.contains("GET /x?FORGED?INFO"),
+        "logged, made printable:\n{log}"
+    );
+    assert_eq!(db.count(), 2);
+}

@@ -31,8 +31,11 @@ fn main() -> ExitCode {
 
     // UTC: the local offset cannot be read reliably once threads exist, and logs are
     // usually compared across machines anyway.
+    // Other crates stop at debug: at trace, ureq-proto hex-dumps each request
+    // before encryption, the bearer token included.
     let logger = simple_logger::SimpleLogger::new()
-        .with_level(config.log_level)
+        .with_level(config.log_level.min(log::LevelFilter::Debug))
+        .with_module_level("spartakus_volunteer", config.log_level)
         .with_utc_timestamps();
     if let Err(e) = logger.init() {
         return fail(&format!("cannot start logging: {e}"), 1);

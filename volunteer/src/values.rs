@@ -53,7 +53,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Checks an http(s) URL without query, fragment or credentials; returns whether it is https.
 pub fn check_url(url: &str) -> Result<bool, String> {
-    let bad = |why: &str| format!("{why}, not {url:?}");
+    // Never the URL itself: it may hold a password or a key.
+    let bad = |why: &str| why.to_string();
     let https = if url.starts_with("https://") {
         true
     } else if url.starts_with("http://") {

@@ -60,15 +60,21 @@ fn bad_configuration_is_one_line_naming_the_flag_and_exit_2() {
             vec![],
             "--collector: must be an http",
         ),
+        // Refused URLs are not echoed: they may carry a password or a key.
         (
-            vec!["--kube-api", http, "--collector", "http://c.example/?x=1"],
+            vec!["--kube-api", http, "--collector", "http://c.example/?key=S3CRET"],
             vec![],
-            "--collector: must be a URL without ?query",
+            "--collector: must be a URL without ?query or #fragment\n",
         ),
         (
-            vec!["--kube-api", http, "--collector", "http://u:p@c.example/"],
+            vec!["--kube-api", http, "--collector", "http://u:S3CRET@c.example/"],
             vec![],
-            "--collector: must be a URL with a host and no user:password@",
+            "--collector: must be a URL with a host and no user:password@\n",
+        ),
+        (
+            vec!["--dry-run", "--kube-api", "https://admin:S3CRET@10.0.0.1:6443"],
+            vec![],
+            "--kube-api: must be a URL with a host and no user:password@\n",
         ),
         (
             vec![

@@ -462,3 +462,20 @@ fn the_token_is_read_afresh_for_every_report() {
         ])
     );
 }
+
+#[test]
+fn trace_logging_shows_neither_the_token_nor_the_nodes() {
+    let api = KubeApi::start(Some(TOKEN));
+    let dir = TempDir::new();
+    let out = dry_run(&api, &dir, &["--log-level", "trace"]);
+    out.expect_code(0).expect_no_token();
+    // A hex dump would split the token across lines: look for any piece.
+    let pieces: Vec<&str> = (0..=TOKEN.len() - 6).map(|i| &TOKEN[i..i + 6]).collect();
+    let leaked: Vec<&&str> = pieces.iter().filter(|p| out.stderr.contains(**p)).collect();
+    assert!(leaked.is_empty(), "{leaked:?}\n{}", out.streams());
+    assert!(
+        !out.stderr.contains("ip-10-0-1-23") && !out.stderr.contains("ec2.internal"),
+        "a node name reached the log\n{}",
+        out.streams()
+    );
+}
