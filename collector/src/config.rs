@@ -27,8 +27,9 @@ pub struct Config {
     pub received_from: Keep,
     /// Reports per client address per minute.
     pub rate_limit: Option<u32>,
-    /// PEM certificate chain and private key, read at start-up.
-    pub tls: Option<Tls>,
+    /// The paths of the PEM certificate chain and its private key, which
+    /// `https.rs` reads (and reads again when they change).
+    pub tls: Option<(String, String)>,
     pub log_level: log::LevelFilter,
 }
 
@@ -240,10 +241,7 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
         (None, None) => None,
         (Some(_), None) => return Err(Error::usage("--tls-key", "required with --tls-cert")),
         (None, Some(_)) => return Err(Error::usage("--tls-cert", "required with --tls-key")),
-        (Some(cert), Some(key)) => Some(Tls {
-            certificate: read_file("--tls-cert", &cert)?,
-            private_key: read_file("--tls-key", &key)?,
-        }),
+        (Some(cert), Some(key)) => Some((cert, key)),
     };
     let received_from = Keep::from_str(received_from.as_deref().unwrap_or("full"))
         .map_err(|_| Error::usage("--received-from", "must be full, truncated or none"))?;
@@ -283,24 +281,6 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
         tls,
         log_level,
     })))
-}
-
-/// What `--tls-cert` and `--tls-key` name.
-#[derive(Clone)]
-pub struct Tls {
-    pub certificate: Vec<u8>,
-    pub private_key: Vec<u8>,
-}
-
-impl std::fmt::Debug for Tls {
-    /// Never prints the key.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Tls { .. }")
-    }
-}
-
-fn read_file(flag: &'static str, path: &str) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| Error::usage(flag, &format!("cannot read {path}: {e}")))
 }
 
 fn number(

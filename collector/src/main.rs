@@ -7,6 +7,7 @@ mod config;
 mod db;
 mod error;
 mod http;
+mod https;
 mod insight;
 mod limit;
 mod metrics;
@@ -88,6 +89,10 @@ fn run(config: Config) -> Result<(), Error> {
         .init()
         .map_err(|e| Error::usage("--log-level", &e.to_string()))?;
 
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(https::server_config(cert, key)?),
+        None => None,
+    };
     let stopping = Arc::new(AtomicBool::new(false));
     let signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(Error::Signals)?;
     let listener = std::net::TcpListener::bind(config.listen)
@@ -98,17 +103,14 @@ fn run(config: Config) -> Result<(), Error> {
         max_connections: config.max_connections,
         preread_bytes: config.max_body_bytes.min(http::PREREAD_BYTES),
     };
-    let https = config.tls.is_some();
-    let ssl = config.tls.map(|tls| tiny_http::SslConfig {
-        certificate: tls.certificate,
-        private_key: tls.private_key,
+    let https = tls.is_some();
+    let ssl = tls.map(|config| tiny_http::SslConfig {
+        certificate: Vec::new(),
+        private_key: Vec::new(),
+        rustls: Some(config),
     });
-    let server = tiny_http::Server::from_listener_with_limits(listener, ssl, limits).map_err(
-        |e| match https {
-            true => Error::usage("--tls-cert/--tls-key", &e.to_string()),
-            false => Error::Listen(format!("{}: {e}", config.listen)),
-        },
-    )?;
+    let server = tiny_http::Server::from_listener_with_limits(listener, ssl, limits)
+        .map_err(|e| Error::Listen(format!("{}: {e}", config.listen)))?;
     let server = Arc::new(server);
     server::on_signals(signals, server.clone(), stopping.clone());
 

@@ -127,6 +127,63 @@ fn reports_arrive_over_https_verified_against_the_servers_ca() {
     assert!(c.log().contains("serving https"));
 }
 
+/// Whether a client trusting only `pki`'s CA, on a connection of its own,
+/// gets 200 from /healthz.
+fn trusted_by(pki: &Pki, c: &Collector) -> bool {
+    let reply = pki
+        .agent()
+        .get(format!("https://{}/healthz", c.addr))
+        .call();
+    reply.is_ok_and(|r| r.status().as_u16() == 200)
+}
+
+#[test]
+fn a_renewed_certificate_is_served_without_a_restart() {
+    let db = TestDb::new();
+    let (old, new) = (Pki::new(), Pki::new());
+    // The files the collector serves, as a mounted Secret would be.
+    let serving = old.dir.join("serving");
+    std::fs::create_dir_all(&serving).expect("serving dir");
+    let (cert, key) = (serving.join("tls.crt"), serving.join("tls.key"));
+    // Replaced whole, by rename, as Kubernetes updates a Secret's files.
+    let copy = |from: &Pki, name: &str, to: &std::path::Path| {
+        let part = to.with_extension("part");
+        std::fs::copy(from.dir.join(name), &part).expect("copy a PEM file");
+        std::fs::rename(&part, to).expect("rename a PEM file");
+    };
+    copy(&old, "tls.crt", &cert);
+    copy(&old, "tls.key", &key);
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let c = Collector::start(&db.url, &["--tls-cert", &cert_arg, "--tls-key", &key_arg]);
+    assert!(
+        trusted_by(&old, &c),
+        "serves the first certificate:\n{}",
+        c.log()
+    );
+    let eventually = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}:\n{}", c.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // Half a renewal, the certificate before its key, is not served.
+    copy(&new, "tls.crt", &cert);
+    eventually("the mismatch is noticed", &|| {
+        let _ = trusted_by(&old, &c);
+        c.log().contains("not reloaded, keeping the current one")
+    });
+    assert!(trusted_by(&old, &c), "the old certificate is kept");
+    // The whole renewal is.
+    copy(&new, "tls.key", &key);
+    eventually("the renewed certificate is served", &|| {
+        trusted_by(&new, &c)
+    });
+    assert!(!trusted_by(&old, &c), "the old certificate is still served");
+    assert_eq!(c.log().matches("not reloaded").count(), 1, "{}", c.log());
+    assert!(c.log().contains("HTTPS certificate reloaded"));
+}
+
 #[test]
 fn bad_tls_flags_exit_2_with_one_line_naming_them() {
     let pki = Pki::new();

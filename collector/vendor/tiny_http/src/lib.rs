@@ -192,6 +192,11 @@ pub struct SslConfig {
     pub certificate: Vec<u8>,
     /// Contains the ultra-secret private key used to decode communications.
     pub private_key: Vec<u8>,
+    /// spartakus patch: a complete rustls configuration, used instead of the
+    /// two fields above, so that the caller chooses how certificates are
+    /// resolved (e.g. reloaded when renewed).
+    #[cfg(feature = "ssl-rustls")]
+    pub rustls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// spartakus patch: counts a connection as open until its task ends.
@@ -290,6 +295,11 @@ impl Server {
         type SslContext = crate::ssl::SslContextImpl;
         let ssl: Option<SslContext> = {
             match ssl_config {
+                #[cfg(feature = "ssl-rustls")]
+                Some(SslConfig {
+                    rustls: Some(config),
+                    ..
+                }) => Some(SslContext::from_config(config)),
                 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                 Some(config) => Some(SslContext::from_pem(
                     config.certificate,

@@ -65,6 +65,11 @@ impl Write for RustlsStream {
 pub(crate) struct RustlsContext(Arc<rustls::ServerConfig>);
 
 impl RustlsContext {
+    /// spartakus patch: the caller's own configuration (`SslConfig::rustls`).
+    pub(crate) fn from_config(config: Arc<rustls::ServerConfig>) -> Self {
+        Self(config)
+    }
+
     // spartakus patch: rustls 0.23 (upstream: 0.20 and rustls-pemfile), the
     // ring provider only, and errors instead of panics on a bad key file.
     pub(crate) fn from_pem(
