@@ -157,6 +157,14 @@ type DbFlags = (Option<String>, Option<String>);
 fn db_flags(args: &mut pico_args::Arguments, env: Env) -> Result<DbFlags, Error> {
     let url = flag(args, env, "--db-url", Some("DATABASE_URL"))?;
     let ca_file = flag(args, env, "--db-ca-file", Some("SPARTAKUS_DB_CA_FILE"))?;
+    // Empty means unset for every other variable, but here it would mean
+    // plain instead of TLS: more likely a missing Secret than a choice.
+    if ca_file.is_none() && env("SPARTAKUS_DB_CA_FILE").is_some() {
+        return Err(Error::usage(
+            "--db-ca-file",
+            "SPARTAKUS_DB_CA_FILE is set but empty",
+        ));
+    }
     Ok((url, ca_file))
 }
 

@@ -83,7 +83,13 @@ impl Db {
 
     pub fn connect(&self) -> Result<Client, postgres::Error> {
         match &self.tls {
-            Some(tls) => self.config.connect(tls.clone()),
+            Some(tls) => {
+                // Again here, since `config` is open to tuning: with TLS
+                // configured, a server without it is refused, never used.
+                let mut config = self.config.clone();
+                config.ssl_mode(postgres::config::SslMode::Require);
+                config.connect(tls.clone())
+            }
             None => self.config.connect(postgres::NoTls),
         }
     }

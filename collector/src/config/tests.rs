@@ -171,4 +171,12 @@ fn db_ca_file_comes_from_the_environment_too() {
             Ok(_) => panic!("{args:?}: the CA file was not read"),
         }
     }
+    let empty = [
+        ("DATABASE_URL", "postgres://u@h/d"),
+        ("SPARTAKUS_DB_CA_FILE", ""),
+    ];
+    match command(&[], &empty) {
+        Err(e) => assert_eq!(e, "--db-ca-file: SPARTAKUS_DB_CA_FILE is set but empty"),
+        Ok(_) => panic!("an empty SPARTAKUS_DB_CA_FILE was taken for no TLS"),
+    }
 }
