@@ -32,8 +32,7 @@ impl Db {
     pub fn new(url: &str, ca_file: Option<&str>) -> Result<Db, Error> {
         use postgres::config::{ChannelBinding, Host, SslMode, SslNegotiation};
         let url_error = |rule: &str| Error::usage("--db-url", rule);
-        let mut config =
-            postgres::Config::from_str(url).map_err(|e| url_error(&parse_error(&e)))?;
+        let config = postgres::Config::from_str(url).map_err(|e| url_error(&parse_error(&e)))?;
         let roots = match (ca_file, config.get_ssl_mode()) {
             (Some(_), SslMode::Disable) => {
                 let rule = "conflicts with sslmode=disable in --db-url";
@@ -65,7 +64,6 @@ impl Db {
                 "TLS needs a host name or IP for each server, not a Unix socket or hostaddr alone",
             ));
         }
-        config.ssl_mode(SslMode::Require);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -84,8 +82,8 @@ impl Db {
     pub fn connect(&self) -> Result<Client, postgres::Error> {
         match &self.tls {
             Some(tls) => {
-                // Again here, since `config` is open to tuning: with TLS
-                // configured, a server without it is refused, never used.
+                // Here, not in `new`, since `config` is open to tuning: with
+                // TLS configured, a server without it is refused, never used.
                 let mut config = self.config.clone();
                 config.ssl_mode(postgres::config::SslMode::Require);
                 config.connect(tls.clone())

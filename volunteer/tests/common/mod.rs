@@ -210,3 +210,26 @@ pub fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     }
     condition()
 }
+
+/// A request head as the test servers read it: method, target, headers.
+pub type Head = (String, String, Vec<(String, String)>);
+
+/// Reads a request head, trimming each header's name and value.
+pub fn read_head(reader: &mut impl std::io::BufRead) -> std::io::Result<Head> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let target = parts.next().unwrap_or_default().to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    Ok((method, target, headers))
+}
