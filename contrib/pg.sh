@@ -1,9 +1,13 @@
 # A throwaway PostgreSQL cluster, for ./test, bench/ and contrib/demo.
 # Source this file, then:
+#   pg_check                       check what pg_start needs, naming the first
+#                                  thing missing in one line; export PG_BIN
 #   pg_start [-c name=value ...]   start one in a temp dir on a free port and
 #                                  export DATABASE_URL, PG_BIN and PG_DIR
 #   pg_stop                        stop it and remove its directory
-# As root the server runs as the postgres user, since PostgreSQL refuses root.
+# It needs the server binaries (initdb, pg_ctl, postgres) and python3 (for a
+# free port). As root the server runs as the postgres user, since PostgreSQL
+# refuses root; that takes runuser and the user postgres.
 
 pg_find_bin() {
   if command -v pg_ctl >/dev/null 2>&1 && [ -x "$(dirname "$(command -v pg_ctl)")/initdb" ]; then
@@ -17,10 +21,26 @@ pg_find_bin() {
       return
     fi
   done
-  echo "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found." >&2
-  echo "  Debian/Ubuntu: apt-get install -y postgresql   Fedora: dnf install -y postgresql-server" >&2
-  echo "  Or point DATABASE_URL at a server you own." >&2
+  echo "$0: PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH or in /usr/lib/postgresql/*/bin; install them: apt-get install postgresql (Fedora: dnf install postgresql-server)" >&2
   return 1
+}
+
+pg_check() {
+  PG_BIN=$(pg_find_bin) || return 1
+  export PG_BIN
+  if ! command -v python3 >/dev/null 2>&1; then
+    echo "$0: python3 not found; install it: apt-get install python3" >&2
+    return 1
+  fi
+  [ "$(id -u)" = 0 ] || return 0
+  if ! command -v runuser >/dev/null 2>&1; then
+    echo "$0: runuser not found (as root, PostgreSQL runs as the user postgres); install it: apt-get install util-linux" >&2
+    return 1
+  fi
+  if ! id postgres >/dev/null 2>&1; then
+    echo "$0: no user postgres to run PostgreSQL as (it refuses root); apt-get install postgresql creates it, or run as a normal user" >&2
+    return 1
+  fi
 }
 
 pg_as_owner() {
@@ -28,9 +48,9 @@ pg_as_owner() {
 }
 
 pg_start() {
-  PG_BIN=$(pg_find_bin) || return 1
+  pg_check || return 1
   PG_DIR=$(mktemp -d /tmp/spartakus-pg.XXXXXX)
-  export PG_BIN PG_DIR
+  export PG_DIR
   chmod 755 "$PG_DIR"
   if [ "$(id -u)" = 0 ]; then chown postgres: "$PG_DIR"; fi
   local port
