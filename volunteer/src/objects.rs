@@ -192,7 +192,7 @@ mod tests {
     fn only_kept_fields_are_decoded_from_a_fixture_page() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/kube/nodes-page-1-of-4.json"
+            "/tests/fixtures/nodes-page-1-of-4.json"
         );
         let file = std::fs::File::open(path).expect("fixture nodes-page-1-of-4.json");
         let page: NodeList = serde_json::from_reader(BufReader::new(file)).expect("decodes");

@@ -2,10 +2,10 @@
 //! rustls over std TcpListener on 127.0.0.1:0, minimal HTTP/1.1 with Connection: close.
 //!
 //! It serves `/version`, `/api/v1/namespaces/kube-system` and `/api/v1/nodes` (paged with
-//! `limit` and an opaque `continue` token that must come back URL-encoded) from the shared
-//! fixtures, checks `Authorization: Bearer <token>`, records every request, and plays injected
-//! faults: statuses (with Retry-After), slow answers, dropped connections, 410 Gone. It is
-//! test-only code and does not try to be a complete API server.
+//! `limit` and an opaque `continue` token that must come back URL-encoded) from the fixtures in
+//! `tests/fixtures/`, checks `Authorization: Bearer <token>`, records every request, and plays
+//! injected faults: statuses (with Retry-After), slow answers, dropped connections, 410 Gone.
+//! It is test-only code and does not try to be a complete API server.
 
 use std::collections::VecDeque;
 use std::io::{BufReader, Read, Write};

@@ -22,8 +22,8 @@ use kubeapi::KubeApi;
 /// The bearer token the test API server accepts. It must never show up in the volunteer's output.
 pub const TOKEN: &str = "tok-SECRET-7f3a9c";
 
-/// The shared fixtures: `shared/` sits beside the repository checkout.
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/kube");
+/// Recorded API answers (`tests/fixtures/`, inside the repository: tests read nothing outside it).
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 pub fn fixture(name: &str) -> String {
     let path = Path::new(FIXTURES).join(name);
