@@ -19,8 +19,9 @@ pub const HELP: &str = include_str!("config/help.txt");
 pub struct Config {
     pub listen: SocketAddr,
     pub db: Db,
-    pub threads: usize,
     pub max_body_bytes: usize,
+    /// Bytes of request bodies held at once, over all connections.
+    pub body_memory: usize,
     pub max_connections: usize,
     pub read_timeout: Duration,
     pub trusted_proxies: Vec<Cidr>,
@@ -200,7 +201,7 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
     let db = db_flags(&mut args, env)?;
     let mut value = |name, var| flag(&mut args, env, name, Some(var));
     let listen = value("--listen", "SPARTAKUS_LISTEN")?;
-    let threads = value("--threads", "SPARTAKUS_THREADS")?;
+    let body_memory = value("--body-memory", "SPARTAKUS_BODY_MEMORY")?;
     let max_body = value("--max-body-bytes", "SPARTAKUS_MAX_BODY_BYTES")?;
     let max_connections = value("--max-connections", "SPARTAKUS_MAX_CONNECTIONS")?;
     let read_timeout = value("--read-timeout", "SPARTAKUS_READ_TIMEOUT")?;
@@ -228,7 +229,6 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
         )
     })?;
     let db = db_config(db)?;
-    let threads = number("--threads", threads.as_deref(), 64, 1, 4096)?;
     let max_body_bytes = number(
         "--max-body-bytes",
         max_body.as_deref(),
@@ -236,6 +236,17 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
         64,
         1 << 30,
     )?;
+    let body_memory = number(
+        "--body-memory",
+        body_memory.as_deref(),
+        64 << 20,
+        64,
+        1 << 34,
+    )?;
+    if body_memory < max_body_bytes {
+        let rule = "must be at least --max-body-bytes, or no body that large could be read";
+        return Err(Error::usage("--body-memory", rule));
+    }
     let max_connections = number(
         "--max-connections",
         max_connections.as_deref(),
@@ -279,8 +290,8 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
     Ok(Command::Run(Box::new(Config {
         listen,
         db,
-        threads,
         max_body_bytes,
+        body_memory,
         max_connections,
         read_timeout,
         trusted_proxies,

@@ -7,29 +7,23 @@ use crate::metrics::Metrics;
 use crate::peer::{self, Cidr, Keep};
 use crate::report::{self, Format};
 use crate::store::{Store, StoreError};
-use std::io::{ErrorKind, Read};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tiny_http::BodyError;
 
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER: &str = "5";
-
-/// Bodies up to this size are read by the connection's own thread before a
-/// worker sees the request (tiny_http's `Limits::preread_bytes`): a worker
-/// never waits on a slow client for them. Other bodies (larger, chunked, or
-/// sent only after `Expect: 100-continue`) are read by the worker, and
-/// `App::large_bodies` caps how many workers may do that at once.
-pub const PREREAD_BYTES: usize = 64 * 1024;
 
 /// What the routes share.
 pub struct App {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
-    /// Workers that may be reading a body over `PREREAD_BYTES` at once.
-    pub large_bodies: Slots,
+    /// Set on SIGTERM: reports are refused before their body is read.
+    pub stopping: Arc<AtomicBool>,
     pub trusted_proxies: Vec<Cidr>,
     pub received_from: Keep,
     pub rate_limit: Option<RateLimit>,
@@ -44,11 +38,6 @@ pub struct Incoming<'a> {
     pub url: &'a str,
     pub peer: Option<SocketAddr>,
     pub content_type: Option<&'a str>,
-    /// The declared Content-Length; `None` for chunked bodies.
-    pub content_length: Option<usize>,
-    /// The body is already in memory (or there is none): reading it cannot
-    /// wait on the client.
-    pub body_preread: bool,
     /// Every X-Forwarded-For header, in order.
     pub forwarded_for: Vec<&'a str>,
     pub real_ip: Option<&'a str>,
@@ -93,9 +82,20 @@ impl Answer {
     }
 }
 
-pub fn route(req: &Incoming, body: &mut dyn Read, app: &App) -> Answer {
+/// The body, in memory, and its share of the server's body budget.
+pub type Body<'b> = Box<dyn Deref<Target = [u8]> + 'b>;
+
+/// Reads the request's body, once; only a route that has accepted the
+/// request calls it (that is when a client waiting on `Expect:
+/// 100-continue` is told to send it).
+pub type ReadBody<'r, 'b> = dyn FnMut() -> Result<Body<'b>, BodyError> + 'r;
+
+pub fn route(req: &Incoming, body: &mut ReadBody, app: &App) -> Answer {
     let path = req.url.split('?').next().unwrap_or_default();
     let read = matches!(req.method, "GET" | "HEAD");
+    if req.method == "OPTIONS" {
+        return options(path);
+    }
     match (path, req.method) {
         ("/api/v1/stats", "POST") => ingest(Format::Current, req, body, app),
         ("/api/v1", "POST") => ingest(Format::V1, req, body, app),
@@ -122,11 +122,22 @@ pub fn route(req: &Incoming, body: &mut dyn Read, app: &App) -> Answer {
     }
 }
 
+/// `OPTIONS`: the methods a path allows, or all of them for `*`.
+fn options(path: &str) -> Answer {
+    let allow = match path {
+        "*" => "GET, HEAD, POST, OPTIONS",
+        "/api/v1/stats" | "/api/v1" => "POST, OPTIONS",
+        "/health" | "/healthz" | "/readyz" | "/version" | "/metrics" => "GET, HEAD, OPTIONS",
+        _ => return Answer::error(404, "no such endpoint; reports go to POST /api/v1/stats"),
+    };
+    Answer::no_content().header("Allow", allow)
+}
+
 fn not_allowed(allow: &str) -> Answer {
     Answer::error(405, &format!("method not allowed; use {allow}")).header("Allow", allow)
 }
 
-fn ingest(format: Format, req: &Incoming, body: &mut dyn Read, app: &App) -> Answer {
+fn ingest(format: Format, req: &Incoming, body: &mut ReadBody, app: &App) -> Answer {
     if !is_json(req.content_type) {
         return Answer::error(415, "Content-Type: must be application/json");
     }
@@ -142,38 +153,31 @@ fn ingest(format: Format, req: &Incoming, body: &mut dyn Read, app: &App) -> Ans
                 .header("Retry-After", &wait.to_string());
         }
     }
-    let limit = app.max_body_bytes;
-    let too_large = || {
-        Answer::error(
-            413,
-            &format!("body: larger than the limit of {limit} bytes"),
-        )
-        .header("Connection", "close")
+    // Refusals that need no body come first, so that a client waiting on
+    // `Expect: 100-continue` never sends one in vain.
+    if app.stopping.load(Ordering::Acquire) {
+        return Answer::unavailable("shutting down, retry later").header("Connection", "close");
+    }
+    if !app.store.ready() {
+        return Answer::unavailable("database: unavailable, retry later");
+    }
+    let buf = match body() {
+        Ok(buf) => buf,
+        Err(e) => {
+            let answer = match e {
+                BodyError::TooLarge => Answer::error(
+                    413,
+                    &format!(
+                        "body: larger than the limit of {} bytes",
+                        app.max_body_bytes
+                    ),
+                ),
+                BodyError::Busy => Answer::unavailable(e.message()),
+                e => Answer::error(e.status(), e.message()),
+            };
+            return answer.header("Connection", "close");
+        }
     };
-    if req.content_length.is_some_and(|n| n > limit) {
-        return too_large();
-    }
-    let _slot = match req.body_preread {
-        true => None,
-        false => match app.large_bodies.take() {
-            Some(slot) => Some(slot),
-            None => return Answer::unavailable("busy receiving other large reports, retry later"),
-        },
-    };
-    let mut buf = Vec::with_capacity(req.content_length.unwrap_or(8192).min(limit));
-    // One byte past the limit tells "exactly at the limit" from "over it".
-    let limit_plus_one = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    if let Err(e) = body.take(limit_plus_one).read_to_end(&mut buf) {
-        return match e.kind() {
-            ErrorKind::TimedOut | ErrorKind::WouldBlock => {
-                Answer::error(408, "body: not received in time")
-            }
-            _ => Answer::error(400, "body: could not be read completely"),
-        };
-    }
-    if buf.len() > limit {
-        return too_large();
-    }
     let received_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -181,10 +185,11 @@ fn ingest(format: Format, req: &Incoming, body: &mut dyn Read, app: &App) -> Ans
         Some(ip) => app.received_from.apply(ip),
         None => Some("unknown".to_string()),
     };
-    let mut report = match report::parse(format, &buf, received_at, from.as_deref().unwrap_or("")) {
-        Ok(report) => report,
-        Err(message) => return Answer::error(400, &message),
-    };
+    let mut report =
+        match report::parse(format, &buf[..], received_at, from.as_deref().unwrap_or("")) {
+            Ok(report) => report,
+            Err(message) => return Answer::error(400, &message),
+        };
     if from.is_none() {
         // --received-from none: not in metadata; the column is left empty.
         report.metadata.remove("received_from");
@@ -193,39 +198,6 @@ fn ingest(format: Format, req: &Incoming, body: &mut dyn Read, app: &App) -> Ans
         Ok(()) => Answer::no_content(),
         Err(StoreError::Unavailable) => Answer::unavailable("database: unavailable, retry later"),
         Err(StoreError::Rejected) => Answer::error(400, "payload: refused by the database"),
-    }
-}
-
-/// A counting semaphore that never blocks: `take` fails when all are taken.
-pub struct Slots {
-    used: AtomicUsize,
-    max: usize,
-}
-
-impl Slots {
-    pub fn new(max: usize) -> Slots {
-        Slots {
-            used: AtomicUsize::new(0),
-            max: max.max(1),
-        }
-    }
-
-    fn take(&self) -> Option<Slot<'_>> {
-        let taken = self
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            });
-        taken.ok().map(|_| Slot(self))
-    }
-}
-
-/// One taken slot, given back on drop.
-struct Slot<'a>(&'a Slots);
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.used.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -258,7 +230,7 @@ mod tests {
             Ok(())
         }
         fn ready(&self) -> bool {
-            self.fail.is_none()
+            !matches!(self.fail, Some(StoreError::Unavailable))
         }
     }
 
@@ -271,7 +243,7 @@ mod tests {
             store: fake.clone(),
             metrics: Arc::default(),
             max_body_bytes: 100,
-            large_bodies: Slots::new(1),
+            stopping: Arc::default(),
             trusted_proxies: Vec::new(),
             received_from: Keep::Full,
             rate_limit: None,
@@ -285,13 +257,23 @@ mod tests {
             method: "POST",
             url,
             content_type,
-            body_preread: true,
             peer: "192.0.2.9:4000".parse().ok(),
             ..Incoming::default()
         }
     }
 
     const REPORT: &[u8] = br#"{"payload": {"clusterID": "c"}}"#;
+
+    /// `route` with `body` as the request's body, refused past the app's
+    /// limit as the server refuses it.
+    fn call(req: &Incoming, body: &[u8], app: &App) -> Answer {
+        let limit = app.max_body_bytes;
+        let mut read = || match body.len() > limit {
+            true => Err(BodyError::TooLarge),
+            false => Ok(Box::new(body.to_vec()) as Body),
+        };
+        route(req, &mut read, app)
+    }
 
     #[test]
     fn statuses() {
@@ -331,7 +313,7 @@ mod tests {
         ];
         for (req, body, want) in cases {
             let (app, _) = fake_app(None);
-            let got = route(&req, &mut &body[..], &app);
+            let got = call(&req, body, &app);
             assert_eq!(got.status, want, "{} {}: {got:?}", req.method, req.url);
             if want >= 400 {
                 let v: serde_json::Value = serde_json::from_str(&got.body).expect("json error");
@@ -342,26 +324,41 @@ mod tests {
     }
 
     #[test]
-    fn declared_oversize_body_is_refused_unread() {
+    fn reports_are_refused_before_their_body_is_read() {
+        let json = Some("application/json");
+        let unread = |app: &App, req: &Incoming| {
+            let mut read = || -> Result<Body, BodyError> { panic!("body read") };
+            route(req, &mut read, app)
+        };
+        let (app, _) = fake_app(Some(StoreError::Unavailable));
+        assert_eq!(unread(&app, &post("/api/v1/stats", json)).status, 503);
         let (app, _) = fake_app(None);
-        let mut req = post("/api/v1/stats", Some("application/json"));
-        req.content_length = Some(1 << 40);
-        let mut never = std::io::repeat(b'x').take(0);
-        let got = route(&req, &mut never, &app);
-        assert_eq!(got.status, 413);
+        assert_eq!(unread(&app, &post("/api/v1/stats", None)).status, 415);
+        assert_eq!(unread(&app, &post("/nope", json)).status, 404);
+        app.stopping.store(true, Ordering::Release);
+        let got = unread(&app, &post("/api/v1/stats", json));
+        assert_eq!(got.status, 503);
+        assert!(got.headers.contains(&("Connection", "close".into())));
     }
 
     #[test]
-    fn bodies_not_yet_read_take_a_slot_or_get_503() {
+    fn options_lists_the_allowed_methods() {
         let (app, _) = fake_app(None);
-        let mut req = post("/api/v1/stats", Some("application/json"));
-        req.body_preread = false;
-        let held = app.large_bodies.take().expect("the one slot");
-        let got = route(&req, &mut &REPORT[..], &app);
-        assert_eq!(got.status, 503);
-        assert!(got.headers.contains(&("Retry-After", "5".into())));
-        drop(held);
-        assert_eq!(route(&req, &mut &REPORT[..], &app).status, 204);
+        for (url, allow) in [
+            ("*", "GET, HEAD, POST, OPTIONS"),
+            ("/api/v1/stats", "POST, OPTIONS"),
+        ] {
+            let req = Incoming {
+                method: "OPTIONS",
+                url,
+                ..Incoming::default()
+            };
+            let got = call(&req, b"", &app);
+            assert_eq!(
+                (got.status, got.headers),
+                (204, vec![("Allow", allow.to_string())])
+            );
+        }
     }
 
     #[test]
@@ -372,34 +369,34 @@ mod tests {
             url: "/api/v1/stats",
             ..Incoming::default()
         };
-        let got = route(&req, &mut &b""[..], &app);
+        let got = call(&req, b"", &app);
         assert_eq!(got.headers, vec![("Allow", "POST".to_string())]);
     }
 
     #[test]
     fn database_trouble_is_503_with_retry_after_or_400_for_bad_data() {
         let (app, _) = fake_app(Some(StoreError::Unavailable));
-        let got = route(
+        let got = call(
             &post("/api/v1/stats", Some("application/json")),
-            &mut &REPORT[..],
+            REPORT,
             &app,
         );
         assert_eq!(got.status, 503);
         assert!(got.headers.contains(&("Retry-After", "5".into())));
-        let ready = route(
+        let ready = call(
             &Incoming {
                 method: "GET",
                 url: "/readyz",
                 ..Incoming::default()
             },
-            &mut &b""[..],
+            b"",
             &app,
         );
         assert_eq!(ready.status, 503);
         let (app, _) = fake_app(Some(StoreError::Rejected));
-        let got = route(
+        let got = call(
             &post("/api/v1/stats", Some("application/json")),
-            &mut &REPORT[..],
+            REPORT,
             &app,
         );
         assert_eq!(got.status, 400);
@@ -408,9 +405,9 @@ mod tests {
     #[test]
     fn stored_report_is_stamped_with_the_peer() {
         let (app, fake) = fake_app(None);
-        route(
+        call(
             &post("/api/v1/stats", Some("application/json")),
-            &mut &REPORT[..],
+            REPORT,
             &app,
         );
         let stored = fake.stored.lock().expect("test lock");

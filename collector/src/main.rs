@@ -98,23 +98,19 @@ fn run(config: Config) -> Result<(), Error> {
     let listener = std::net::TcpListener::bind(config.listen)
         .map_err(|e| Error::Listen(format!("{}: {e}", config.listen)))?;
     let limits = tiny_http::Limits {
-        io_timeout: Some(config.read_timeout),
-        request_timeout: Some(config.read_timeout * 3),
+        io_timeout: config.read_timeout,
+        request_timeout: config.read_timeout * 3,
         max_connections: config.max_connections,
-        preread_bytes: config.max_body_bytes.min(http::PREREAD_BYTES),
+        max_body: config.max_body_bytes,
+        body_budget: config.body_memory,
     };
     let https = tls.is_some();
-    let ssl = tls.map(|config| tiny_http::SslConfig {
-        certificate: Vec::new(),
-        private_key: Vec::new(),
-        rustls: Some(config),
-    });
-    let server = tiny_http::Server::from_listener_with_limits(listener, ssl, limits)
+    let server = tiny_http::Server::new(listener, tls, limits)
         .map_err(|e| Error::Listen(format!("{}: {e}", config.listen)))?;
     let server = Arc::new(server);
     server::on_signals(signals, server.clone(), stopping.clone());
 
-    let addr = server.server_addr().to_ip().unwrap_or(config.listen);
+    let addr = server.local_addr();
     let scheme = if https { "https" } else { "http" };
     log::info!("spartakus-collector {VERSION} serving {scheme}, listening on {addr}");
     log::info!("connecting to PostgreSQL {}", config.db.describe());
@@ -125,13 +121,13 @@ fn run(config: Config) -> Result<(), Error> {
         store: store.clone(),
         metrics,
         max_body_bytes: config.max_body_bytes,
-        large_bodies: http::Slots::new(config.threads / 2),
+        stopping: stopping.clone(),
         trusted_proxies: config.trusted_proxies,
         received_from: config.received_from,
         rate_limit: config.rate_limit.map(limit::RateLimit::new),
         version: VERSION,
     };
-    server::serve(&server, &app, config.threads, &stopping);
+    server::serve(&server, &app);
     store.close();
     log::info!("stopped");
     Ok(())

@@ -10,10 +10,11 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
-/// The statuses the collector answers with; anything else counts as "other".
-/// Answers tiny_http sends on its own (503 at --max-connections, 400 for a
-/// malformed head) never reach a worker and are not counted.
-const STATUSES: [u16; 11] = [200, 204, 400, 404, 405, 408, 413, 415, 429, 503, 0];
+/// The statuses the collector answers with, the server's own refusals (a
+/// bad head, 503 at --max-connections) included; anything else is "other".
+const STATUSES: [u16; 15] = [
+    200, 204, 400, 404, 405, 408, 413, 414, 415, 429, 431, 501, 503, 505, 0,
+];
 
 #[derive(Default)]
 pub struct Metrics {

@@ -1,19 +1,14 @@
-//! The tiny_http loop: a fixed pool of worker threads that take requests,
-//! pass them to `http::route`, answer, log one line and count it. Owns the
-//! graceful drain on SIGTERM or SIGINT. Does not decide any answer itself.
+//! The HTTP front: the vendored server runs each connection on its own
+//! thread and calls `Front::handle` for every request, which passes it to
+//! `http::route`, logs one line and counts it. Owns the graceful drain on
+//! SIGTERM or SIGINT. Does not decide any answer itself.
 
 use crate::http::{self, Answer, App, Incoming};
 use signal_hook::iterator::Signals;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiny_http::{Header, Request, Response, Server};
-
-/// How often idle workers look at the stop flag.
-const POLL: Duration = Duration::from_millis(100);
-/// After the stop signal, requests already queued are answered 503 until the
-/// queue is empty, but for no longer than this; then the workers exit.
-const DRAIN: Duration = Duration::from_secs(2);
+use tiny_http::{Handler, Request, Response, Server};
 
 /// The longest a SIGTERM drain may take before the process exits anyway.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(9);
@@ -29,8 +24,7 @@ pub fn on_signals(mut signals: Signals, server: Arc<Server>, stopping: Arc<Atomi
                 std::process::exit(1);
             }
             log::info!("signal {signal}: draining in-flight requests");
-            // Here, not on a worker: every worker may be waiting on a commit.
-            server.stop_accepting();
+            server.stop();
             // Orchestrators kill after a grace period (Kubernetes: 30 s);
             // a drain stuck on a slow client or database must not outlast
             // it. Requests cut off here were never acknowledged, so their
@@ -44,112 +38,76 @@ pub fn on_signals(mut signals: Signals, server: Arc<Server>, stopping: Arc<Atomi
     });
 }
 
-/// Serves until `stopping` is set, then finishes every request a worker
-/// holds (including its commit) and returns.
-pub fn serve(server: &Server, app: &App, threads: usize, stopping: &AtomicBool) {
-    std::thread::scope(|scope| {
-        for i in 0..threads {
-            let spawned = std::thread::Builder::new()
-                .name(format!("http-{i}"))
-                .spawn_scoped(scope, move || work(server, app, stopping));
-            if let Err(e) = spawned {
-                log::error!("could not start worker thread {i}: {e}");
-            }
-        }
-    });
+/// Serves until the server is stopped and every connection has ended.
+pub fn serve(server: &Server, app: &App) {
+    server.serve(&Front { app });
 }
 
-fn work(server: &Server, app: &App, stopping: &AtomicBool) {
-    while !stopping.load(Ordering::Acquire) {
-        match server.recv_timeout(POLL) {
-            Ok(Some(request)) => answer(request, app),
-            Ok(None) => {}
-            Err(e) => log::warn!("receiving a request: {e}"),
-        }
+struct Front<'a> {
+    app: &'a App,
+}
+
+impl Handler for Front<'_> {
+    fn handle(&self, request: &mut Request) -> Response {
+        let started = Instant::now();
+        // Owned copies, because reading the body borrows `request` mutably.
+        let owned = |v: Option<&str>| v.map(String::from);
+        let (method, url) = (request.method().to_string(), request.url().to_string());
+        let content_type = owned(request.header("Content-Type"));
+        let real_ip = owned(request.header("X-Real-IP"));
+        let forwarded_for: Vec<String> = request
+            .headers("X-Forwarded-For")
+            .map(String::from)
+            .collect();
+        let incoming = Incoming {
+            method: &method,
+            url: &url,
+            peer: Some(request.remote_addr()),
+            content_type: content_type.as_deref(),
+            forwarded_for: forwarded_for.iter().map(String::as_str).collect(),
+            real_ip: real_ip.as_deref(),
+        };
+        let answer = http::route(
+            &incoming,
+            &mut || Ok(Box::new(request.read_body()?)),
+            self.app,
+        );
+        log_line(incoming.method, incoming.url, answer.status, started);
+        self.app.metrics.observe(answer.status, started.elapsed());
+        response(answer)
     }
-    // Connections that were accepted but not yet served get a clean 503
-    // rather than a reset, for a bounded time.
-    let deadline = Instant::now() + DRAIN;
-    while Instant::now() < deadline {
-        match server.try_recv() {
-            Ok(Some(request)) => {
-                let mut a = Answer::unavailable("shutting down, retry later");
-                a.headers.push(("Connection", "close".into()));
-                respond(request, a, Instant::now(), &app.metrics);
-            }
-            _ => return,
+
+    fn refused(&self, status: u16, reason: &str) {
+        if status == 0 {
+            log::warn!("{reason}");
+            return;
         }
+        self.app.metrics.observe(status, Duration::ZERO);
+        log::info!("- - {status} refused: {reason}");
     }
 }
 
-fn answer(mut request: Request, app: &App) {
-    let started = Instant::now();
-    // Owned copies, because reading the body below borrows `request` mutably.
-    let values = |name: &str| -> Vec<String> {
-        let headers = request.headers().iter();
-        let matching = headers.filter(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name));
-        matching.map(|h| h.value.as_str().to_string()).collect()
-    };
-    let content_type = values("Content-Type");
-    let forwarded_for = values("X-Forwarded-For");
-    let real_ip = values("X-Real-IP");
-    let method = request.method().as_str().to_string();
-    let url = request.url().to_string();
-    let incoming = Incoming {
-        method: &method,
-        url: &url,
-        peer: request.remote_addr().copied(),
-        content_type: content_type.first().map(String::as_str),
-        content_length: request.body_length(),
-        body_preread: request.body_preread(),
-        forwarded_for: forwarded_for.iter().map(String::as_str).collect(),
-        real_ip: real_ip.first().map(String::as_str),
-    };
-    let body_preread = incoming.body_preread;
-    let answer = http::route(&incoming, request.as_reader(), app);
-    if !body_preread {
-        // Whatever of the body the route left unread is not drained on this
-        // worker, where a trickling client could hold it: the connection
-        // closes after the answer instead.
-        request.close_connection();
-    }
-    let status = answer.status;
-    respond(request, answer, started, &app.metrics);
-    // Client text, so bounded and without control characters, which could
-    // start a forged log line; and never the query string.
+/// One line per request. Client text is bounded and without control
+/// characters, which could start a forged log line; and never the query.
+fn log_line(method: &str, url: &str, status: u16, started: Instant) {
     let printable = |text: &str, max| -> String {
         let visible = |c: char| if c.is_control() { '?' } else { c };
         text.chars().take(max).map(visible).collect()
     };
-    let method = printable(&method, 16);
+    let method = printable(method, 16);
     let path = printable(url.split('?').next().unwrap_or_default(), 200);
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     log::info!("{method} {path} {status} {ms:.1}ms");
 }
 
-fn respond(request: Request, answer: Answer, started: Instant, metrics: &crate::metrics::Metrics) {
-    let status = answer.status;
-    let answer_closes = answer
-        .headers
-        .iter()
-        .any(|(n, v)| *n == "Connection" && v == "close");
-    let mut response = Response::from_string(answer.body).with_status_code(status);
-    let content_type = Some(("Content-Type", answer.content_type.to_string()));
-    let content_type = content_type.filter(|_| status != 204);
-    for (name, value) in content_type.into_iter().chain(answer.headers) {
-        match Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            Ok(h) => response.add_header(h),
-            Err(()) => log::error!("invalid response header {name}"),
-        }
+fn response(answer: Answer) -> Response {
+    let mut headers = answer.headers;
+    if answer.status != 204 {
+        headers.push(("Content-Type", answer.content_type.to_string()));
     }
-    // tiny_http drops a Connection header, so the request is told instead.
-    if answer_closes {
-        request.close_connection();
-    }
-    // Counted before the answer leaves, so a client never sees metrics that
-    // do not include its own request yet.
-    metrics.observe(status, started.elapsed());
-    if let Err(e) = request.respond(response) {
-        log::debug!("answering: {e}");
+    Response {
+        status: answer.status,
+        headers,
+        body: answer.body.into_bytes(),
     }
 }

@@ -433,8 +433,8 @@ fn bad_flags_exit_2_with_one_line_naming_the_flag() {
     let cases: &[(&[&str], &str)] = &[
         (&[], "--db-url: required"),
         (
-            &["--db-url", "postgres://x@y/z", "--threads", "lots"],
-            "--threads:",
+            &["--db-url", "postgres://x@y/z", "--body-memory", "lots"],
+            "--body-memory:",
         ),
         (
             &["--db-url", "postgres://x@y/z", "--bogus"],
@@ -486,9 +486,7 @@ fn received_from_can_be_truncated_or_left_out() {
 #[test]
 fn sigterm_waits_for_commits_in_flight_before_exiting() {
     let db = TestDb::new();
-    // As many workers as reports held below, so every worker is busy when
-    // the signal comes and none is free to close the listener for it.
-    let mut c = Collector::start(&db.url, &["--threads", "6"]);
+    let mut c = Collector::start(&db.url, &[]);
     c.wait_ready(Duration::from_secs(20));
     // Hold every INSERT at the database, so that reports are in flight
     // (read, not yet committed) when the signal comes.
@@ -619,9 +617,9 @@ fn the_log_holds_no_report_even_at_debug_and_no_forged_line() {
     let marker = "cluster-marker-5d1e";
     let body = json!({"payload": {"clusterID": marker}}).to_string();
     assert_eq!(c.post("/api/v1/stats", &body).status, 204);
-    // tiny_http ends the request line only at CRLF: a bare LF in the path
-    // must not start a line of its own in the log (tabs, since a space
-    // would end the path).
+    // A bare LF in the path must not start a line of its own in the log;
+    // the server refuses such a head outright (tabs, since a space would
+    // end the path).
     let forged = "GET /x\nFORGED\tINFO\tPOST\t/api/v1/stats\t204 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     raw_request(c.addr, forged.as_bytes());
     assert_eq!(c.post("/api/v1/stats", SEED).status, 204);
@@ -632,8 +630,8 @@ fn the_log_holds_no_report_even_at_debug_and_no_forged_line() {
         "a client wrote a log line:\n{log}"
     );
     assert!(
-        log.contains("GET /x?FORGED?INFO"),
-        "logged, made printable:\n{log}"
+        log.contains("400 refused: head: bare LF"),
+        "refused, and logged without its text:\n{log}"
     );
     assert_eq!(db.count(), 2);
 }

@@ -25,10 +25,17 @@ fn bad_flags_name_the_flag() {
     let cases: &[(&[&str], &str)] = &[
         (&[], "--db-url: required"),
         (&[db, "--listen", "nowhere"], "--listen: must be HOST:PORT"),
-        (&[db, "--threads", "0"], "--threads: must be a whole number"),
         (
-            &[db, "--threads", "many"],
-            "--threads: must be a whole number",
+            &[db, "--body-memory", "0"],
+            "--body-memory: must be a whole number",
+        ),
+        (
+            &[db, "--body-memory", "many"],
+            "--body-memory: must be a whole number",
+        ),
+        (
+            &[db, "--body-memory", "1000", "--max-body-bytes", "2000"],
+            "--body-memory: must be at least --max-body-bytes",
         ),
         (&[db, "--max-body-bytes", "-1"], "--max-body-bytes: must be"),
         (
@@ -58,11 +65,11 @@ fn env_is_a_fallback_and_flags_win() {
         ("DATABASE_URL", "postgres://u@h/d"),
         ("SPARTAKUS_LISTEN", "0.0.0.0:9000"),
         ("SPARTAKUS_TRUSTED_PROXY", "10.0.0.0/8, 192.168.0.0/16"),
-        ("SPARTAKUS_THREADS", "3"),
+        ("SPARTAKUS_BODY_MEMORY", "3000000"),
     ];
-    let c = run(&["--threads", "5"], &env).expect("valid");
+    let c = run(&["--body-memory", "9000000"], &env).expect("valid");
     assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
-    assert_eq!(c.threads, 5);
+    assert_eq!(c.body_memory, 9_000_000);
     assert_eq!(c.trusted_proxies.len(), 2);
     assert_eq!(c.max_body_bytes, 8 << 20);
 }

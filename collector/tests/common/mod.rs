@@ -269,13 +269,8 @@ pub struct Collector {
 
 impl Collector {
     pub fn start(db_url: &str, extra: &[&str]) -> Collector {
-        let threads: &[&str] = match extra.contains(&"--threads") {
-            true => &[],
-            false => &["--threads", "16"],
-        };
         let mut child = Command::new(collector_bin())
             .args(["--listen", "127.0.0.1:0", "--db-url", db_url])
-            .args(threads)
             .args(extra)
             .env_remove("DATABASE_URL")
             .stdout(Stdio::null())
