@@ -299,3 +299,87 @@ fn a_source_over_its_rate_limit_gets_429_with_retry_after() {
     );
     assert_eq!(db.count(), 4);
 }
+
+/// A report of `nodes` nodes, about 420 bytes each, with its own reportID.
+fn large_report(id: &str, nodes: usize) -> String {
+    let node = serde_json::json!({
+        "id": "9f2c0a51d0e64b6fa1c92e7d5b4f8a13c67e5357ff274ec2828ac9629b69af91",
+        "cloudProvider": "aws",
+        "status": {
+            "capacity": {"cpu": "4", "memory": "16393072Ki", "pods": "110",
+                         "ephemeral-storage": "101430960Ki", "hugepages-2Mi": "0"},
+            "nodeInfo": {"osImage": "Ubuntu 22.04.4 LTS", "kernelVersion": "5.15.0-1057-aws",
+                         "kubeletVersion": "v1.29.4", "containerRuntimeVersion": "containerd://1.7.13",
+                         "operatingSystem": "linux", "architecture": "amd64"}}
+    });
+    let nodes = vec![node; nodes];
+    serde_json::json!({
+        "metadata": {"reportID": id, "timestamp": "1437174715"},
+        "payload": {"clusterID": "large-cluster", "masterVersion": "v1.29.4", "nodes": nodes}
+    })
+    .to_string()
+}
+
+/// One trickling client: a chunked POST whose body comes one byte per
+/// `every`, from `source`, reconnecting at once whenever it is cut off,
+/// until `until`.
+fn trickle(addr: std::net::SocketAddr, source: std::net::IpAddr, every: Duration, until: Instant) {
+    use socket2::{Domain, Socket, Type};
+    while Instant::now() < until {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let bound = socket.bind(&std::net::SocketAddr::new(source, 0).into());
+        if bound.is_err() || socket.connect(&addr.into()).is_err() {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        let mut s: TcpStream = socket.into();
+        let head = "POST /api/v1/stats HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n";
+        if s.write_all(head.as_bytes()).is_err() {
+            continue;
+        }
+        // Each chunk is one byte of the body: "1\r\n{\r\n".
+        while Instant::now() < until && s.write_all(b"1\r\n \r\n").is_ok() {
+            std::thread::sleep(every.min(until.saturating_duration_since(Instant::now())));
+        }
+    }
+}
+
+#[test]
+fn trickling_clients_do_not_deny_a_large_report() {
+    let db = TestDb::new();
+    // The defaults: a 10 s read timeout, so a request may take 30 s.
+    let c = Collector::start(&db.url, &[]);
+    c.wait_ready(Duration::from_secs(20));
+    let every = Duration::from_secs(9);
+    let until = Instant::now() + Duration::from_secs(60);
+    let localhost: std::net::IpAddr = [127, 0, 0, 1].into();
+    // 40 from one address and 40 from 40 others, at once.
+    let sources = (0..40).map(|_| localhost);
+    let sources = sources.chain((0..40).map(|i| std::net::IpAddr::from([127, 0, 1, 1 + i])));
+    let addr = c.addr;
+    let tricklers: Vec<_> = sources
+        .map(|source| std::thread::spawn(move || trickle(addr, source, every, until)))
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let mut sent: i64 = 0;
+    while Instant::now() + Duration::from_secs(5) < until {
+        // About 134 KiB: 325 nodes.
+        let report = large_report(&format!("large-{sent}"), 325);
+        assert!((130 << 10..140 << 10).contains(&report.len()), "{}", report.len());
+        let started = Instant::now();
+        let reply = c.post("/api/v1/stats", &report);
+        let took = started.elapsed();
+        // No retry needed: the volunteer's budget (5 attempts, about a
+        // minute) is never touched.
+        assert_eq!(reply.status, 204, "large report {sent}: {reply:?}");
+        assert!(took < Duration::from_secs(2), "large report {sent} took {took:?}");
+        sent += 1;
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    for t in tricklers {
+        t.join().expect("trickler");
+    }
+    assert!(sent >= 10, "only {sent} large reports in the minute");
+    assert_eq!(db.count(), sent, "every large report stored, no trickled one");
+}
