@@ -3,8 +3,9 @@
 //! It owns the modes (`--dry-run`, `--once`, the loop with a jittered period), when extensions
 //! are re-read (before every report after the first, so an edited ConfigMap takes effect
 //! without a restart, and a broken edit fails that report rather than sending stale or partial
-//! data), and the one log line per report. It works through the `Source` and `Sink` traits, so
-//! it is tested with fakes; it does not know HTTP.
+//! data), that a report over the collector's default size is neither sent nor printed, and the
+//! one log line per report. It works through the `Source` and `Sink` traits, so it is tested
+//! with fakes; it does not know HTTP.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -131,7 +132,9 @@ fn build_report(
         timestamp,
         version: VERSION.to_string(),
     };
-    Ok(report::build(snapshot, extensions, stamp))
+    let report = report::build(snapshot, extensions, stamp);
+    report::check_size(&report)?;
+    Ok(report)
 }
 
 /// `period` give or take 10%, so volunteers started together drift apart.
@@ -171,7 +174,7 @@ mod tests {
         fn snapshot(&self) -> Result<Snapshot, Error> {
             let node = |uid: &str| Node {
                 uid: uid.into(),
-                provider_id: Some("aws:///zone/i-1".into()),
+                cloud_provider: Some("aws"),
                 capacity: BTreeMap::from([("cpu".into(), "4".into())]),
                 node_info: NodeInfo::default(),
             };

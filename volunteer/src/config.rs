@@ -12,63 +12,18 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use log::LevelFilter;
+use ring::hmac;
 
 use crate::error::Error;
 use crate::extensions;
+use crate::ids;
 use crate::kube;
 use crate::retry::Policy;
 use crate::tls::Roots;
 use crate::values;
 
 /// The whole interface, as printed by `--help`.
-pub const HELP: &str = "\
-spartakus-volunteer: reports anonymous facts about a Kubernetes cluster (node count, capacity,
-versions) to a spartakus collector. No names, labels, addresses or UIDs leave the cluster.
-
-USAGE:
-    spartakus-volunteer [OPTIONS]
-
-Inside a pod the API server, service account token and CA are found automatically.
-
-OPTIONS:
-    --collector URL          Collector base URL; reports are POSTed to URL/api/v1/stats.
-                             Required unless --dry-run.            [env: SPARTAKUS_COLLECTOR]
-    --collector-ca-file PATH CA bundle for an https collector.
-                             Default: the system roots.   [env: SPARTAKUS_COLLECTOR_CA_FILE]
-    --kube-api URL           Kubernetes API server, for use outside a pod, e.g.
-                             http://127.0.0.1:8001 (kubectl proxy).
-                             Default in a pod: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT
-                                                                     [env: SPARTAKUS_KUBE_API]
-    --token-file PATH        Bearer token, re-read for every report. Not sent over plain http.
-                             Default in a pod: the service account token; outside: none.
-                                                                  [env: SPARTAKUS_TOKEN_FILE]
-    --ca-file PATH           CA bundle for an https --kube-api. Default in a pod: the service
-                             account's ca.crt; outside: the system roots.
-                                                                     [env: SPARTAKUS_CA_FILE]
-    --cluster-id ID          Cluster id to report. Default: the UID of namespace kube-system.
-                                                                  [env: SPARTAKUS_CLUSTER_ID]
-    --extensions PATH        JSON file of string-to-string pairs, or a directory of such files
-                             (dot-files skipped), added to each report. Keys are
-                             [prefix/]name like Kubernetes labels. Re-read before each report.
-                                                                  [env: SPARTAKUS_EXTENSIONS]
-    --period DURATION        Time between reports, +-10% jitter, e.g. 30m, 24h, 1h30m.
-                             Default: 24h.                            [env: SPARTAKUS_PERIOD]
-    --timeout DURATION       Limit for each HTTP request. Default: 30s.
-                                                                     [env: SPARTAKUS_TIMEOUT]
-    --once                   Send one report, then exit: 0 if it was accepted, 1 if not.
-    --dry-run                Print one report as JSON on stdout and send nothing.
-    --log-level LEVEL        off, error, warn, info, debug or trace. Logs go to stderr.
-                             Default: info.                        [env: SPARTAKUS_LOG_LEVEL]
-    -h, --help               Print this help.
-    -V, --version            Print the version.
-
-Failed requests (429, 5xx, connection errors) are retried 5 times at most, with exponential
-backoff and jitter starting at 1s (SPARTAKUS_RETRY_BASE_DELAY changes that start; the test
-suite uses it). HTTPS_PROXY, HTTP_PROXY and NO_PROXY apply to the collector only.
-
-EXIT STATUS: 0 success (in the loop, also a stop by SIGTERM/SIGINT), 1 a report failed or was
-interrupted (--once, --dry-run), 2 bad configuration.
-";
+pub const HELP: &str = include_str!("help.txt");
 
 /// Where the service account's files are mounted in every pod.
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -105,7 +60,10 @@ pub struct Config {
     pub token_file: Option<PathBuf>,
     /// Roots for an https API server; `None` for http.
     pub kube_roots: Option<Roots>,
+    /// `--cluster-id`, reported as given.
     pub cluster_id: Option<String>,
+    /// `--cluster-id-key`, read at startup. (ring's `Debug` shows the algorithm, not the key.)
+    pub cluster_id_key: Option<hmac::Key>,
     pub extensions_path: Option<PathBuf>,
     /// The extensions as read at startup, used by the first report.
     pub extensions: BTreeMap<String, String>,
@@ -139,6 +97,7 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
     let token_file = value("--token-file", "SPARTAKUS_TOKEN_FILE")?;
     let ca_file = value("--ca-file", "SPARTAKUS_CA_FILE")?;
     let cluster_id = value("--cluster-id", "SPARTAKUS_CLUSTER_ID")?;
+    let cluster_id_key = value("--cluster-id-key", "SPARTAKUS_CLUSTER_ID_KEY")?;
     let extensions_path = value("--extensions", "SPARTAKUS_EXTENSIONS")?;
     let period = value("--period", "SPARTAKUS_PERIOD")?;
     let timeout = value("--timeout", "SPARTAKUS_TIMEOUT")?;
@@ -246,6 +205,18 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
     if let Some(id) = &cluster_id {
         values::check_cluster_id(id).map_err(|e| Error::config("--cluster-id", e))?;
     }
+    let cluster_id_key = match (cluster_id_key, &cluster_id) {
+        (Some(_), Some(_)) => {
+            return Err(Error::config(
+                "--cluster-id-key",
+                "not with --cluster-id, which is reported as given",
+            ))
+        }
+        (Some(path), None) => Some(
+            ids::read_key(Path::new(&path)).map_err(|e| Error::config("--cluster-id-key", e))?,
+        ),
+        (None, _) => None,
+    };
     let extensions_path = extensions_path.map(PathBuf::from);
     let extensions = match &extensions_path {
         Some(path) => extensions::load(path)?,
@@ -280,6 +251,7 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
         token_file,
         kube_roots,
         cluster_id,
+        cluster_id_key,
         extensions_path,
         extensions,
         period,

@@ -1,37 +1,33 @@
 //! The Kubernetes API client: just the three reads a report needs, over ureq and rustls.
 //!
-//! It owns the requests (`/version`, the node list with paging, namespace kube-system) and what
-//! each status means. Answers are decoded straight from the response stream into the minimal
-//! types of `objects.rs`, so memory does not grow with the raw JSON (nodes are ~10 KB each,
-//! mostly images and conditions we never look at). It re-reads the token and CA for every
-//! report because bound service account tokens rotate. It does not anonymize; that is
+//! It owns the requests (`/version`, the node list with paging, namespace kube-system) and
+//! their retries; what each answer means is `answer.rs`, the bounds of a whole list `list.rs`.
+//! Answers are decoded straight from the response stream into the minimal types of
+//! `objects.rs`, so memory does not grow with the raw JSON (nodes are ~10 KB each, mostly images
+//! and conditions we never look at). It re-reads the token and CA for every report because bound
+//! service account tokens rotate. It turns the kube-system UID into the cluster id at once
+//! (`ids::cluster_id`), so the raw UID goes no further; the rest of the anonymizing is
 //! `report.rs`.
 
-use std::io::{BufReader, Read};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
+use ring::hmac;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 use ureq::Agent;
 
+use crate::answer::{percent_encode, Call, Limit};
 use crate::config::Config;
-use crate::error::{bounded, Error};
-use crate::objects::{self, Namespace, Node, NodeList, Status, Version};
-use crate::retry::{self, Failure, Policy};
+use crate::error::Error;
+use crate::ids;
+use crate::list::{List, PAGE_SIZE};
+use crate::objects::{Namespace, Node, Version};
+use crate::retry::{self, Policy};
+use crate::shared;
 use crate::shutdown::Shutdown;
 use crate::tls::{self, Roots};
-
-/// Nodes per page. Big enough for few round trips, small enough that one page (~5.5 MB of JSON)
-/// is cheap for the API server to produce.
-pub const PAGE_SIZE: u32 = 500;
-
-/// A guard against an API server that never ends a list: 2000 pages is a million nodes.
-const MAX_PAGES: u32 = 2000;
-
-/// The most we read of one page. Decoding streams, so this bounds time on a runaway answer,
-/// not memory.
-const MAX_PAGE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The source of a report: everything read from the cluster at one time.
 pub trait Source {
@@ -39,8 +35,8 @@ pub trait Source {
     fn snapshot(&self) -> Result<Snapshot, Error>;
 }
 
-/// What a report is built from. Nodes still carry their UID and providerID here; `report::build`
-/// reduces them to an anonymous id and a scheme.
+/// What a report is built from. `cluster_id` is final (given, or hashed from the kube-system
+/// UID); nodes still carry their UID here, which `report::build` reduces to an anonymous id.
 #[derive(Debug)]
 pub struct Snapshot {
     pub cluster_id: String,
@@ -54,6 +50,7 @@ pub struct KubeClient {
     token_file: Option<PathBuf>,
     roots: Option<Roots>,
     cluster_id: Option<String>,
+    cluster_id_key: Option<hmac::Key>,
     timeout: Duration,
     retry: Policy,
     shutdown: Arc<Shutdown>,
@@ -66,6 +63,7 @@ impl KubeClient {
             token_file: config.token_file.clone(),
             roots: config.kube_roots.clone(),
             cluster_id: config.cluster_id.clone(),
+            cluster_id_key: config.cluster_id_key.clone(),
             timeout: config.timeout,
             retry: config.retry.clone(),
             shutdown,
@@ -75,64 +73,71 @@ impl KubeClient {
     /// All nodes; the pool of shared strings lives only as long as the list.
     fn nodes(&self, agent: &Agent, token: Option<&str>) -> Result<Vec<Node>, Error> {
         let nodes = self.list_nodes(agent, token);
-        objects::forget_shared();
+        shared::forget();
         nodes
     }
 
-    /// Follows `metadata.continue` to the end of the list. A 410 Gone means the continue token
-    /// expired (the list took longer than the API server keeps it, ~5 minutes); we restart the
-    /// list from the beginning once, and fail if it expires again.
+    /// Follows `metadata.continue` to the end of the list, within the bounds of `list.rs`. A 410
+    /// Gone means the continue token expired (the list took longer than the API server keeps
+    /// it, ~5 minutes); we restart the list from the beginning once, and fail if it expires
+    /// again.
     fn list_nodes(&self, agent: &Agent, token: Option<&str>) -> Result<Vec<Node>, Error> {
         let mut restarted = false;
-        let mut nodes = Vec::new();
+        let mut list = List::default();
         let mut next: Option<String> = None;
-        let mut pages = 0;
         loop {
             let mut path = format!("/api/v1/nodes?limit={PAGE_SIZE}");
-            if let Some(token) = &next {
+            if let Some(cont) = &next {
                 path.push_str("&continue=");
-                path.push_str(&percent_encode(token));
+                path.push_str(&percent_encode(cont));
             }
             let call = Call {
                 path: &path,
                 shown: "/api/v1/nodes",
                 permission: "list nodes",
             };
-            match self.get::<NodeList>(agent, token, &call)? {
-                Some(page) => {
-                    nodes.extend(page.items);
-                    next = page.metadata.continue_token.filter(|c| !c.is_empty());
-                }
+            match self.get(agent, token, &call, list.page(), &list.byte_limit())? {
+                Some((page, bytes)) => match list.take(page, bytes).map_err(|e| call.broken(&e))? {
+                    Some(cont) => next = Some(cont),
+                    None => return Ok(list.into_nodes()),
+                },
                 None if next.is_some() && !restarted => {
                     log::warn!(
                         "kubernetes api: node list expired while paging; restarting it once"
                     );
                     restarted = true;
-                    nodes.clear();
+                    list = List::default();
                     next = None;
-                    continue;
                 }
                 None => return Err(call.gone()),
-            }
-            pages += 1;
-            if next.is_none() {
-                return Ok(nodes);
-            }
-            if pages >= MAX_PAGES {
-                return Err(Error::Kube(format!(
-                    "kubernetes api: GET /api/v1/nodes: the list did not end after {MAX_PAGES} pages"
-                )));
             }
         }
     }
 
-    /// One GET with retries. `Ok(None)` is a 410 Gone, which only the node list can act on.
-    fn get<T: DeserializeOwned>(
+    /// One small answer, `T` in whole; `None` is a 410 Gone.
+    fn get_one<T: DeserializeOwned>(
         &self,
         agent: &Agent,
         token: Option<&str>,
         call: &Call,
     ) -> Result<Option<T>, Error> {
+        let answer = self.get(agent, token, call, PhantomData::<T>, &Limit::answer())?;
+        Ok(answer.map(|(value, _)| value))
+    }
+
+    /// One GET with retries, decoded with `seed` within `limit`: the value and the bytes it
+    /// took. `Ok(None)` is a 410 Gone, which only the node list can act on.
+    fn get<S, T>(
+        &self,
+        agent: &Agent,
+        token: Option<&str>,
+        call: &Call,
+        seed: S,
+        limit: &Limit,
+    ) -> Result<Option<(T, u64)>, Error>
+    where
+        S: for<'de> DeserializeSeed<'de, Value = T> + Copy,
+    {
         let url = format!("{}{}", self.api, call.path);
         retry::run(&self.retry, &self.shutdown, || {
             let mut request = agent.get(&url);
@@ -148,7 +153,7 @@ impl KubeClient {
                 started.elapsed().as_secs_f64()
             );
             match status {
-                200..=299 => call.decode(response.into_body()).map(Some),
+                200..=299 => call.decode(response.into_body(), seed, limit).map(Some),
                 410 => Ok(None),
                 _ => Err(call.refused(status, response)),
             }
@@ -181,7 +186,7 @@ impl Source for KubeClient {
             permission: "get /version",
         };
         let master_version = self
-            .get::<Version>(&agent, token, &version)?
+            .get_one::<Version>(&agent, token, &version)?
             .ok_or_else(|| version.gone())?
             .git_version;
         let cluster_id = match &self.cluster_id {
@@ -194,7 +199,7 @@ impl Source for KubeClient {
                     permission: "get namespace kube-system",
                 };
                 let uid = self
-                    .get::<Namespace>(&agent, token, &ns)?
+                    .get_one::<Namespace>(&agent, token, &ns)?
                     .ok_or_else(|| ns.gone())?
                     .metadata
                     .uid;
@@ -203,7 +208,7 @@ impl Source for KubeClient {
                         "kubernetes api: GET {path}: no metadata.uid"
                     )));
                 }
-                uid
+                ids::cluster_id(&uid, self.cluster_id_key.as_ref())
             }
         };
         let nodes = self.nodes(&agent, token)?;
@@ -231,104 +236,4 @@ pub fn read_token(path: &Path) -> Result<String, String> {
         ));
     }
     Ok(token.to_string())
-}
-
-/// One kind of request, for messages: `shown` is the path without query (continue tokens are
-/// long and meaningless to a reader), `permission` the RBAC verb and resource it needs.
-struct Call<'a> {
-    path: &'a str,
-    shown: &'a str,
-    permission: &'a str,
-}
-
-impl Call<'_> {
-    fn decode<T: DeserializeOwned>(&self, body: ureq::Body) -> Result<T, Failure> {
-        // Our own limit rather than ureq's, so that hitting it can be told from a connection
-        // that dropped: an answer this large will be as large on a retry.
-        let reader = body.into_with_config().limit(u64::MAX).reader();
-        let mut limited = BufReader::with_capacity(64 * 1024, reader).take(MAX_PAGE_BYTES);
-        serde_json::from_reader(&mut limited).map_err(|e| {
-            if limited.limit() == 0 {
-                return Failure::Final(Error::Kube(format!(
-                    "kubernetes api: GET {}: the answer is larger than {} MiB",
-                    self.shown,
-                    MAX_PAGE_BYTES >> 20
-                )));
-            }
-            // A connection that drops or stalls mid-body is transient; a well-delivered answer
-            // we cannot decode will not improve on retry.
-            let cut_short = e.is_io() || e.is_eof();
-            let error = Error::Kube(format!(
-                "kubernetes api: GET {}: cannot decode the answer: {e}",
-                self.shown
-            ));
-            if cut_short {
-                Failure::Transient { error, after: None }
-            } else {
-                Failure::Final(error)
-            }
-        })
-    }
-
-    fn transport(&self, e: ureq::Error) -> Failure {
-        if tls::is_tls_failure(&e) {
-            return Failure::Final(Error::Kube(format!(
-                "kubernetes api: GET {}: tls: {e} (is --ca-file the cluster's CA?)",
-                self.shown
-            )));
-        }
-        let error = Error::Kube(format!("kubernetes api: GET {}: {e}", self.shown));
-        Failure::Transient { error, after: None }
-    }
-
-    fn refused(&self, status: u16, mut response: ureq::http::Response<ureq::Body>) -> Failure {
-        let after = retry::retry_after(&response);
-        let on = format!("on GET {}", self.shown);
-        let message = match status {
-            401 => format!(
-                "kubernetes api: 401 unauthorized {on}: the token was refused; check the service \
-                 account token or --token-file"
-            ),
-            403 => format!(
-                "kubernetes api: 403 forbidden {on}: the service account needs permission to {}",
-                self.permission
-            ),
-            _ => {
-                let said = retry::error_body::<Status>(&mut response)
-                    .and_then(|s| s.message)
-                    .map(|m| format!(": {}", bounded(&m, 200)))
-                    .unwrap_or_default();
-                format!("kubernetes api: {status} {on}{said}")
-            }
-        };
-        retry::by_status(status, Error::Kube(message), after)
-    }
-
-    fn gone(&self) -> Error {
-        Error::Kube(format!("kubernetes api: 410 gone on GET {}", self.shown))
-    }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters, for the continue token.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn continue_tokens_are_percent_encoded() {
-        assert_eq!(percent_encode("eyJvZmZzZXQiOjJ9"), "eyJvZmZzZXQiOjJ9");
-        assert_eq!(percent_encode("a+b/c=&d e"), "a%2Bb%2Fc%3D%26d%20e");
-    }
 }

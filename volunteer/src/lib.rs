@@ -3,22 +3,27 @@
 //!
 //! The binary (`main.rs`) only parses flags and maps errors to exit codes; everything else is
 //! here so the integration tests can call it. Where a change goes:
-//! `config` (flags, env, HELP), `kube` (the API client), `report` (the wire format and the
-//! privacy rules), `publish` (the collector), `retry` (backoff), `extensions`, `tls` (trust),
-//! `ids` (hashes and UUIDs), `shutdown` (signals), `app` (modes and the loop), `error`.
+//! `config` (flags, env, HELP), `kube` (the API client), `answer` (what its answers mean),
+//! `list` (the bounds of the node list), `objects` (the fields decoded), `shared` (their
+//! strings), `report` (the wire format and the privacy rules), `publish` (the collector),
+//! `retry` (backoff), `extensions`, `tls` (trust), `ids` (hashes and UUIDs), `shutdown`
+//! (signals), `app` (modes and the loop), `error`.
 
 #![forbid(unsafe_code)]
 
+pub mod answer;
 pub mod app;
 pub mod config;
 pub mod error;
 pub mod extensions;
 pub mod ids;
 pub mod kube;
+pub mod list;
 pub mod objects;
 pub mod publish;
 pub mod report;
 pub mod retry;
+pub mod shared;
 pub mod shutdown;
 pub mod tls;
 pub mod values;

@@ -3,38 +3,43 @@
 //! This file is the answer to "what does the volunteer read from my cluster?". serde decodes
 //! only the fields declared here, straight from the response stream; everything else in a Node
 //! (names, labels, annotations, addresses, images, taints, conditions, machine ids) is skipped
-//! while streaming and never exists in memory as a value. It does not fetch anything; that is
-//! `kube.rs`.
+//! while streaming and never exists in memory as a value. The privacy rules of `report.rs` are
+//! applied here too: a capacity name that may not be reported is skipped like those fields,
+//! and a providerID is reduced to its reported cloud provider as soon as it is read. The
+//! bounds on what one node may hold are here; those on a whole list are in `list.rs`. It does
+//! not fetch anything; that is `kube.rs`.
 
-use std::borrow::Borrow;
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Deref;
-use std::sync::Arc;
 
-use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 
-use crate::report::NodeInfo;
+use crate::report::{self, NodeInfo};
+use crate::shared::Shared;
+
+/// The most bytes in a node's UID, which is hash input only: real ones are 36-byte UUIDs.
+pub const MAX_UID_BYTES: usize = 128;
+
+/// The most reportable capacity entries of one node. Real nodes have 6 to 16 (cpu, memory,
+/// pods, ephemeral-storage, a few hugepage sizes, GPUs and MIG profiles).
+pub const MAX_CAPACITY_ENTRIES: usize = 32;
 
 /// The kept parts of one Node object.
-#[derive(Debug, Deserialize)]
-#[serde(from = "ApiNode")]
+#[derive(Debug)]
 pub struct Node {
     /// `metadata.uid`; only ever used as hash input.
     pub uid: String,
-    /// `spec.providerID`; only its scheme is reported.
-    pub provider_id: Option<String>,
-    /// `status.capacity`, as quantity strings.
+    /// `report::cloud_provider` of `spec.providerID`; the providerID itself is not kept.
+    pub cloud_provider: Option<&'static str>,
+    /// The entries of `status.capacity` that `report::reportable_resource` allows, as quantity
+    /// strings. The others are skipped while decoding.
     pub capacity: BTreeMap<Shared, Shared>,
     /// The reportable fields of `status.nodeInfo`.
     pub node_info: NodeInfo,
 }
 
-// The API's own nesting, decoded and then flattened into `Node`. Every other field of a Node
-// (names, labels, annotations, addresses, images, taints, conditions, ...) is skipped by serde
-// while streaming and never exists in memory as a value.
+// The API's own nesting, decoded and then flattened into `Node`.
 #[derive(Deserialize)]
 struct ApiNode {
     metadata: ObjectMeta,
@@ -51,43 +56,202 @@ pub struct ObjectMeta {
 
 #[derive(Default, Deserialize)]
 struct ApiNodeSpec {
+    // Dropped as soon as this node is decoded, in `try_from`.
     #[serde(rename = "providerID")]
     provider_id: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
 struct ApiNodeStatus {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "reportable_capacity")]
     capacity: BTreeMap<Shared, Shared>,
     #[serde(default, rename = "nodeInfo")]
     node_info: NodeInfo,
 }
 
-impl From<ApiNode> for Node {
-    fn from(n: ApiNode) -> Node {
-        Node {
-            uid: n.metadata.uid,
-            provider_id: n.spec.provider_id,
+// By hand, not `#[serde(try_from)]`: serde's derive would tie `'de` to the `'static` of
+// `cloud_provider`.
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Node, D::Error> {
+        let n = ApiNode::deserialize(deserializer)?;
+        let uid = n.metadata.uid;
+        if uid.is_empty() || uid.len() > MAX_UID_BYTES {
+            return Err(de::Error::custom(format!(
+                "a node's metadata.uid must be 1 to {MAX_UID_BYTES} bytes, not {}",
+                uid.len()
+            )));
+        }
+        Ok(Node {
+            uid,
+            cloud_provider: n
+                .spec
+                .provider_id
+                .as_deref()
+                .and_then(report::cloud_provider),
             capacity: n.status.capacity,
             node_info: n.status.node_info,
-        }
+        })
     }
 }
 
-/// One page of `GET /api/v1/nodes`.
-#[derive(Deserialize)]
-pub struct NodeList {
-    #[serde(default)]
-    pub metadata: ListMeta,
-    #[serde(default)]
-    pub items: Vec<Node>,
+/// Decodes `status.capacity`, keeping only reportable names, at most `MAX_CAPACITY_ENTRIES`.
+fn reportable_capacity<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<Shared, Shared>, D::Error> {
+    struct Capacity;
+    impl<'de> Visitor<'de> for Capacity {
+        type Value = BTreeMap<Shared, Shared>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of resource names to quantities")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut kept = BTreeMap::new();
+            while let Some(ResourceName(name)) = map.next_key()? {
+                let Some(name) = name else {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                };
+                kept.insert(name, map.next_value()?);
+                if kept.len() > MAX_CAPACITY_ENTRIES {
+                    return Err(de::Error::custom(format!(
+                        "a node has more than {MAX_CAPACITY_ENTRIES} reportable capacity entries"
+                    )));
+                }
+            }
+            Ok(kept)
+        }
+    }
+    deserializer.deserialize_map(Capacity)
 }
 
-#[derive(Default, Deserialize)]
+/// A capacity key: the name if `report::reportable_resource` allows it, else `None`; a name
+/// that is not reported is never copied out of the decoder's buffer.
+struct ResourceName(Option<Shared>);
+
+impl<'de> Deserialize<'de> for ResourceName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ResourceName, D::Error> {
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = ResourceName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a resource name")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<ResourceName, E> {
+                if !report::reportable_resource(name) {
+                    return Ok(ResourceName(None));
+                }
+                Shared::pooled(name)
+                    .map(|n| ResourceName(Some(n)))
+                    .map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+/// One page of `GET /api/v1/nodes`, decoded through `Page`.
+#[derive(Debug)]
+pub struct NodeList {
+    pub metadata: ListMeta,
+    /// At most the `room` of the `Page` it was decoded with.
+    pub items: Vec<Node>,
+    /// How many items came after `room` was full: counted and skipped, never decoded.
+    pub beyond: usize,
+}
+
+#[derive(Debug, Default, Deserialize)]
 pub struct ListMeta {
     /// Set while the list goes on; opaque, and must be URL-encoded when sent back.
     #[serde(rename = "continue")]
     pub continue_token: Option<String>,
+}
+
+/// Decodes one `NodeList`, keeping at most `room` nodes: a page of a million nodes costs the
+/// memory of `room` nodes and the time to skip the rest.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub room: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Page {
+    type Value = NodeList;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<NodeList, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum ListField {
+    Metadata,
+    Items,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Visitor<'de> for Page {
+    type Value = NodeList;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a NodeList")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeList, A::Error> {
+        let mut metadata = None;
+        let mut items = None;
+        while let Some(field) = map.next_key()? {
+            match field {
+                // A second "items" would double the room; a second "metadata" could
+                // overwrite the continue token.
+                ListField::Metadata if metadata.is_some() => {
+                    return Err(de::Error::duplicate_field("metadata"))
+                }
+                ListField::Items if items.is_some() => {
+                    return Err(de::Error::duplicate_field("items"))
+                }
+                ListField::Metadata => metadata = Some(map.next_value()?),
+                ListField::Items => items = Some(map.next_value_seed(Items(self.room))?),
+                ListField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let (items, beyond) = items.unwrap_or_default();
+        Ok(NodeList {
+            metadata: metadata.unwrap_or_default(),
+            items,
+            beyond,
+        })
+    }
+}
+
+/// The `items` of a `NodeList`: up to `.0` nodes kept, and the count of those skipped.
+struct Items(usize);
+
+impl<'de> DeserializeSeed<'de> for Items {
+    type Value = (Vec<Node>, usize);
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Items {
+    type Value = (Vec<Node>, usize);
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of Nodes")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while items.len() < self.0 {
+            match seq.next_element()? {
+                Some(node) => items.push(node),
+                None => return Ok((items, 0)),
+            }
+        }
+        let mut beyond = 0;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            beyond += 1;
+        }
+        Ok((items, beyond))
+    }
 }
 
 /// `GET /version`.
@@ -109,105 +273,5 @@ pub struct Status {
     pub message: Option<String>,
 }
 
-/// A string from a Node that many nodes are likely to share ("cpu", "110", "linux", the same
-/// OS image and kernel): decoded once per distinct value and shared by reference counting.
-///
-/// In a cluster of 5000 nodes this takes the kept data from ~8 MB to ~3 MB, which is what keeps
-/// the volunteer's peak memory within 16 MiB. The sharing happens through a per-thread pool
-/// that `forget_shared()` empties after each list, so it never outlives one report.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Shared(Arc<str>);
-
-thread_local! {
-    static POOL: RefCell<HashSet<Arc<str>>> = RefCell::new(HashSet::new());
-}
-
-impl Shared {
-    fn pooled(text: &str) -> Shared {
-        POOL.with(|pool| {
-            let mut pool = pool.borrow_mut();
-            if let Some(known) = pool.get(text) {
-                return Shared(Arc::clone(known));
-            }
-            let fresh: Arc<str> = Arc::from(text);
-            pool.insert(Arc::clone(&fresh));
-            Shared(fresh)
-        })
-    }
-}
-
-/// Empties this thread's pool. Values already decoded keep their own references.
-pub fn forget_shared() {
-    POOL.with(|pool| *pool.borrow_mut() = HashSet::new());
-}
-
-impl Deref for Shared {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Borrow<str> for Shared {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for Shared {
-    fn from(text: &str) -> Shared {
-        Shared(Arc::from(text))
-    }
-}
-
-impl Serialize for Shared {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Shared {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Shared, D::Error> {
-        struct SharedVisitor;
-        impl Visitor<'_> for SharedVisitor {
-            type Value = Shared;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            // A borrowed &str: no allocation at all when the value is already pooled.
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Shared, E> {
-                Ok(Shared::pooled(text))
-            }
-        }
-        deserializer.deserialize_str(SharedVisitor)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::BufReader;
-
-    #[test]
-    fn only_kept_fields_are_decoded_from_a_fixture_page() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/nodes-page-1-of-4.json"
-        );
-        let file = std::fs::File::open(path).expect("fixture nodes-page-1-of-4.json");
-        let page: NodeList = serde_json::from_reader(BufReader::new(file)).expect("decodes");
-        assert_eq!(
-            page.metadata.continue_token.as_deref(),
-            Some("eyJvZmZzZXQiOjJ9")
-        );
-        assert_eq!(page.items.len(), 2);
-        let first = &page.items[0];
-        assert_eq!(first.uid, "00-0000-4a1b-8c2d-000000000000");
-        assert_eq!(first.capacity.get("cpu").map(|v| &**v), Some("2"));
-        assert_eq!(first.node_info.architecture.as_deref(), Some("amd64"));
-        let second = &page.items[1];
-        let (a, b) = (&first.capacity["pods"], &second.capacity["pods"]);
-        assert!(Arc::ptr_eq(&a.0, &b.0), "equal values are shared");
-        forget_shared();
-    }
-}
+mod tests;

@@ -3,17 +3,28 @@
 //! Every field below says whether it is required, where its value comes from, and what must
 //! never go in it. The promise is anonymity: no node name, UID, label, annotation, address,
 //! image, taint, pod CIDR, condition message, machineID, systemUUID or bootID ever reaches a
-//! report, nor a providerID beyond its scheme. Most of that is enforced upstream, since
-//! `kube.rs` does not even decode those fields; this file turns what is left into the report.
-//! It does not fetch or send anything.
+//! report, nor the kube-system UID, nor a providerID beyond a known scheme, nor a capacity name
+//! that could name a company. Most of that is enforced upstream, since `objects.rs` does not
+//! even decode those fields, and applies the two allow-lists below (`reportable_resource`,
+//! `cloud_provider`) while decoding; this file owns those lists and turns what is left into the
+//! report. It does not fetch or send anything.
+//!
+//! Size: a report holds at most `list::MAX_NODES` (15,000) nodes, and is refused (never sent,
+//! nor printed by `--dry-run`) when its encoding exceeds `MAX_REPORT_BYTES`, the collector's
+//! default body limit. 15,000 typical nodes encode to about 6.5 MiB.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::ids;
 use crate::kube::Snapshot;
-use crate::objects::Shared;
+use crate::shared::Shared;
+
+/// The largest encoded report: the collector's default `--max-body-bytes`, 8 MiB. A larger one
+/// would be refused with 413 by a collector that keeps its default.
+pub const MAX_REPORT_BYTES: usize = 8 * 1024 * 1024;
 
 /// One report. Serialized as `{"metadata": ..., "payload": ...}`.
 #[derive(Debug, Serialize)]
@@ -40,8 +51,11 @@ pub struct Metadata {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Payload {
-    /// Required. `--cluster-id`, or else the UID of namespace kube-system: random, stable for
-    /// the life of the cluster, and meaningless outside it.
+    /// Required. `--cluster-id` as given, or else `ids::cluster_id`: SHA-256 over
+    /// "spartakus cluster id v1", a NUL and the UID of namespace kube-system, shaped as a UUID
+    /// v8; with `--cluster-id-key`, HMAC-SHA256 keyed with that file. Stable for the life of
+    /// the cluster. Never the raw UID, which other telemetry uses as a cluster id; but without
+    /// a key, whoever holds the raw UID can compute the same hash.
     #[serde(rename = "clusterID")]
     pub cluster_id: String,
     /// Required. `gitVersion` from the API server's `/version`, e.g. "v1.29.4".
@@ -57,14 +71,15 @@ pub struct Payload {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Node {
-    /// Required. `ids::node_id(clusterID, node UID)`: hex SHA-256, stable across reports and
-    /// distinct per node. Never the name or the UID itself.
+    /// Required. `ids::node_id(clusterID, node UID)` over the reported clusterID: hex SHA-256,
+    /// stable across reports and distinct per node. Never the name or the UID itself.
     pub id: String,
-    /// Optional. Only the scheme of `spec.providerID` ("aws" from "aws:///us-east-1a/i-0abc"),
-    /// omitted when there is no providerID or its scheme does not look like one. Never the rest
-    /// of the providerID: it holds account numbers, zones and instance ids.
+    /// Optional. `cloud_provider(spec.providerID)`: a scheme from `PROVIDER_SCHEMES` ("aws"
+    /// from "aws:///us-east-1a/i-0abc"), or "other"; omitted when there is no providerID. Never
+    /// the rest of the providerID (account numbers, zones, instance ids), nor a scheme off the
+    /// list: a private cloud's own scheme names its owner.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cloud_provider: Option<String>,
+    pub cloud_provider: Option<&'static str>,
     /// Required.
     pub status: NodeStatus,
 }
@@ -72,8 +87,9 @@ pub struct Node {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeStatus {
-    /// Required, possibly empty. Every entry of `status.capacity`, values as the API's quantity
-    /// strings ("4", "16Gi", "110"), keys sorted.
+    /// Required, possibly empty. The entries of `status.capacity` whose name passes
+    /// `reportable_resource`, values as the API's quantity strings ("4", "16Gi", "110"), keys
+    /// sorted. Never another extended resource: `acme.example.com/license` names a company.
     pub capacity: BTreeMap<Shared, Shared>,
     /// Required. Six fields of `status.nodeInfo`, each omitted when the API left it out.
     pub node_info: NodeInfo,
@@ -122,7 +138,7 @@ pub fn build(snapshot: Snapshot, extensions: BTreeMap<String, String>, stamp: St
         .into_iter()
         .map(|n| Node {
             id: ids::node_id(&cluster_id, &n.uid),
-            cloud_provider: n.provider_id.as_deref().and_then(cloud_provider),
+            cloud_provider: n.cloud_provider,
             status: NodeStatus {
                 capacity: n.capacity,
                 node_info: n.node_info,
@@ -145,39 +161,125 @@ pub fn build(snapshot: Snapshot, extensions: BTreeMap<String, String>, stamp: St
     }
 }
 
-/// The scheme of a providerID, if it has one that looks like a scheme: 1 to 32 characters of
-/// `[a-z0-9.+-]`. Anything else is dropped rather than cleaned, since it might be an identifier.
-pub fn cloud_provider(provider_id: &str) -> Option<String> {
-    let (scheme, _) = provider_id.split_once("://")?;
-    let valid =
-        |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'+' | b'-');
-    if scheme.is_empty() || scheme.len() > 32 || !scheme.bytes().all(valid) {
+/// Fails when the encoded report is over `MAX_REPORT_BYTES`; counts without keeping the bytes.
+pub fn check_size(report: &Report) -> Result<(), Error> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, report)
+        .map_err(|e| Error::Publish(format!("report: cannot encode it: {e}")))?;
+    if count.0 > MAX_REPORT_BYTES {
+        return Err(Error::Publish(format!(
+            "report: {} bytes with {} nodes, over the {MAX_REPORT_BYTES} bytes a collector \
+             accepts by default (--max-body-bytes); not sent",
+            count.0,
+            report.payload.nodes.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Extended resources reported by name: well-known accelerators, named by their vendors'
+/// device plugins. Any other name with a domain prefix stays in the cluster. Not here: FPGA
+/// resources (`xilinx.com/fpga-<shell>-<timestamp>`, `fpga.intel.com/af-<id>`), whose names
+/// carry the id of a shell or bitstream an operator may have built, and renamed or shared GPU
+/// resources other than the device plugin's default `nvidia.com/gpu.shared`.
+pub const ACCELERATORS: &[&str] = &[
+    "amd.com/gpu",
+    "aws.amazon.com/neuron",
+    "aws.amazon.com/neuroncore",
+    "aws.amazon.com/neurondevice",
+    "google.com/tpu",
+    "gpu.intel.com/i915",
+    "gpu.intel.com/xe",
+    "habana.ai/gaudi",
+    "nvidia.com/gpu",
+    "nvidia.com/gpu.shared",
+];
+
+/// Whether a capacity entry may be reported: Kubernetes' own names (no domain prefix, or
+/// `kubernetes.io/`, and then only letters, digits and `-`, as in `cpu`, `hugepages-2Mi`,
+/// `attachable-volumes-aws-ebs`), `ACCELERATORS`, and NVIDIA MIG profiles
+/// (`nvidia.com/mig-1g.5gb`, `nvidia.com/mig-1c.2g.10gb`, `nvidia.com/mig-1g.10gb+me`).
+pub fn reportable_resource(name: &str) -> bool {
+    let own = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    match name.split_once('/') {
+        None => own(name),
+        Some(("kubernetes.io", rest)) => own(rest),
+        Some(("nvidia.com", rest)) if rest.strip_prefix("mig-").is_some_and(mig_profile) => true,
+        Some(_) => ACCELERATORS.contains(&name),
+    }
+}
+
+/// A MIG profile as NVIDIA's device plugin names it: `[<n>c.]<n>g.<n>gb[+me]`, numbers of at
+/// most three digits. Nothing else fits, so nothing of the operator's can hide in one.
+fn mig_profile(profile: &str) -> bool {
+    let number = |n: &str| (1..=3).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit());
+    let unit = |part: &str, unit: &str| part.strip_suffix(unit).is_some_and(number);
+    let profile = profile.strip_suffix("+me").unwrap_or(profile);
+    let parts: Vec<&str> = profile.split('.').collect();
+    match parts[..] {
+        [g, gb] => unit(g, "g") && unit(gb, "gb"),
+        [c, g, gb] => unit(c, "c") && unit(g, "g") && unit(gb, "gb"),
+        _ => false,
+    }
+}
+
+/// providerID schemes reported as such: public clouds, virtualization and bare-metal
+/// providers, and local or simulated clusters. Sorted, for `binary_search`.
+pub const PROVIDER_SCHEMES: &[&str] = &[
+    "alicloud",
+    "aws",
+    "azure",
+    "civo",
+    "cloudstack",
+    "digitalocean",
+    "docker",
+    "equinixmetal",
+    "exoscale",
+    "fake",
+    "gce",
+    "hcloud",
+    "ibm",
+    "k3s",
+    "kind",
+    "kubevirt",
+    "kwok",
+    "linode",
+    "metal3",
+    "nutanix",
+    "oci",
+    "openstack",
+    "ovhcloud",
+    "packet",
+    "proxmox",
+    "rke2",
+    "scaleway",
+    "vsphere",
+    "vultr",
+];
+
+/// The reported cloud provider of a providerID: its scheme when `PROVIDER_SCHEMES` has it
+/// ("aws" from "aws:///us-east-1a/i-0abc"), else "other" (`acmecorp://...` names its owner).
+/// `None` for an empty providerID, which Kubernetes treats as none.
+pub fn cloud_provider(provider_id: &str) -> Option<&'static str> {
+    if provider_id.is_empty() {
         return None;
     }
-    Some(scheme.to_string())
+    let known = provider_id
+        .split_once("://")
+        .and_then(|(scheme, _)| PROVIDER_SCHEMES.binary_search(&scheme).ok())
+        .map(|i| PROVIDER_SCHEMES[i]);
+    Some(known.unwrap_or("other"))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cloud_provider_keeps_only_a_plausible_scheme() {
-        let cases = [
-            ("aws:///us-east-1a/i-0abc", Some("aws")),
-            ("gce://project/zone/name", Some("gce")),
-            ("kind://docker/kind/kind-control-plane", Some("kind")),
-            ("azure:///subscriptions/x", Some("azure")),
-            ("vsphere+x.y-z://abc", Some("vsphere+x.y-z")),
-            ("i-0abc", None),
-            ("://x", None),
-            ("AWS://x", None),
-            ("my secret host://x", None),
-            ("a/b://x", None),
-        ];
-        for (input, want) in cases {
-            assert_eq!(cloud_provider(input).as_deref(), want, "{input}");
-        }
-        assert_eq!(cloud_provider(&format!("{}://x", "a".repeat(33))), None);
-    }
-}
+mod tests;

@@ -64,7 +64,7 @@ pub fn check_url(url: &str) -> Result<bool, String> {
     };
     let uri: ureq::http::Uri = url.parse().map_err(|_| bad("must be a valid URL"))?;
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
-    if uri.host().map_or(true, str::is_empty) || authority.contains('@') {
+    if uri.host().is_none_or(str::is_empty) || authority.contains('@') {
         return Err(bad("must be a URL with a host and no user:password@"));
     }
     if url.contains('?') || url.contains('#') {

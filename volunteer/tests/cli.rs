@@ -33,6 +33,12 @@ fn bad_configuration_is_one_line_naming_the_flag_and_exit_2() {
     let empty_token = dir.str("empty-token");
     let not_a_ca = dir.str("not-a-ca.crt");
     let bad_ext = dir.str("ext/bad.json");
+    let empty_key = dir.file("empty-key", "\n").display().to_string();
+    let short_key = dir
+        .file("short-key", "0123456789abcdef")
+        .display()
+        .to_string();
+    let key = dir.file("key", &"k".repeat(32)).display().to_string();
     let cases: Vec<Case> =
         vec![
         (
@@ -158,6 +164,31 @@ fn bad_configuration_is_one_line_naming_the_flag_and_exit_2() {
             "--cluster-id: must be",
         ),
         (
+            vec!["--dry-run", "--kube-api", http, "--cluster-id-key", &missing],
+            vec![],
+            "--cluster-id-key: cannot read",
+        ),
+        (
+            vec!["--dry-run", "--kube-api", http],
+            vec![("SPARTAKUS_CLUSTER_ID_KEY", &empty_key)],
+            "--cluster-id-key: ",
+        ),
+        (
+            vec!["--dry-run", "--kube-api", http, "--cluster-id-key", &empty_key],
+            vec![],
+            "empty-key is empty",
+        ),
+        (
+            vec!["--dry-run", "--kube-api", http, "--cluster-id-key", &short_key],
+            vec![],
+            "short-key holds 16 bytes, a key needs at least 32",
+        ),
+        (
+            vec!["--dry-run", "--kube-api", http, "--cluster-id-key", &key, "--cluster-id", "c"],
+            vec![],
+            "--cluster-id-key: not with --cluster-id, which is reported as given",
+        ),
+        (
             vec!["--dry-run", "--kube-api", http, "--extensions", &missing],
             vec![],
             "--extensions:",
@@ -241,6 +272,7 @@ fn version_and_help() {
         "--token-file",
         "--ca-file",
         "--cluster-id",
+        "--cluster-id-key",
         "--extensions",
         "--period",
         "--timeout",
@@ -256,6 +288,7 @@ fn version_and_help() {
         "SPARTAKUS_TOKEN_FILE",
         "SPARTAKUS_CA_FILE",
         "SPARTAKUS_CLUSTER_ID",
+        "SPARTAKUS_CLUSTER_ID_KEY",
         "SPARTAKUS_EXTENSIONS",
         "SPARTAKUS_PERIOD",
         "SPARTAKUS_TIMEOUT",

@@ -1,5 +1,6 @@
 //! The volunteer against a real HTTPS Kubernetes API server (tests/common/kubeapi.rs):
-//! TLS trust, paging, retries, timeouts, permission errors, token rotation and privacy.
+//! TLS trust, paging, retries, timeouts, permission errors, token rotation and privacy. A
+//! hostile API's paging is `hostile_api.rs`.
 
 mod common;
 
@@ -12,6 +13,10 @@ use common::collector::Collector;
 use common::kubeapi::{new_ca, Fault, KubeApi};
 use common::{kube_flags, run, volunteer, Outcome, TempDir, TOKEN};
 use serde_json::Value;
+use spartakus_volunteer::ids;
+
+/// The UID of namespace kube-system in the fixtures: it must never reach a report.
+const KUBE_SYSTEM_UID: &str = "8c2f0a51-0d3e-4b6f-a1c9-2e7d5b4f8a13";
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -63,7 +68,7 @@ fn dry_run_reports_every_node_across_pages_in_the_documented_shape() {
     assert_eq!(meta["volunteerVersion"], version);
 
     let payload = &report["payload"];
-    assert_eq!(payload["clusterID"], "8c2f0a51-0d3e-4b6f-a1c9-2e7d5b4f8a13");
+    assert_eq!(payload["clusterID"], "7a487b5e-801a-8383-9024-9d985a17519f");
     assert_eq!(payload["masterVersion"], "v1.29.4");
     assert!(payload.get("extensions").is_none(), "no extensions, no key");
     let providers: BTreeSet<&str> = payload["nodes"]
@@ -113,10 +118,10 @@ fn dry_run_reports_every_node_across_pages_in_the_documented_shape() {
     assert_eq!(lists.len(), 3, "{lists:?}");
     assert!(lists
         .iter()
-        .all(|s| s.target.starts_with("/api/v1/nodes?limit=500")));
+        .all(|s| s.target.starts_with("/api/v1/nodes?limit=250")));
     assert_eq!(
         lists[1].target,
-        "/api/v1/nodes?limit=500&continue=offset%3D3%26rv%3D987654"
+        "/api/v1/nodes?limit=250&continue=offset%3D3%26rv%3D987654"
     );
     for seen in api.seen() {
         assert_eq!(
@@ -164,8 +169,15 @@ fn no_forbidden_field_reaches_the_report() {
                 serde_json::json!({format!("MARKER-labelkey-{i}"): m("labelvalue")});
             node["metadata"]["annotations"] =
                 serde_json::json!({format!("MARKER-annokey-{i}"): m("annovalue")});
-            node["spec"]["providerID"] =
-                Value::String(format!("aws://MARKER-providerrest-{i}/i-1"));
+            // Half on a listed cloud, half on a private one whose scheme names its owner.
+            node["spec"]["providerID"] = match i % 2 {
+                0 => Value::String(format!("aws://MARKER-providerrest-{i}/i-1")),
+                _ => Value::String(format!("marker-acmecorp{i}://rack-7/host-{i}")),
+            };
+            // An extended resource named after a company, next to an allowed GPU.
+            node["status"]["capacity"][format!("marker{i}.acme.example.com/license")] =
+                Value::from("1");
+            node["status"]["capacity"]["nvidia.com/gpu"] = Value::from("1");
             node["spec"]["podCIDR"] = m("podcidr");
             node["spec"]["podCIDRs"] = serde_json::json!([m("podcidrs")]);
             node["spec"]["taints"] = serde_json::json!([{"key": m("taintkey"), "value": m("taintvalue"), "effect": "NoSchedule"}]);
@@ -181,7 +193,7 @@ fn no_forbidden_field_reaches_the_report() {
         }
     }
     let dir = TempDir::new();
-    let out = dry_run(&api, &dir, &["--cluster-id", "c1"]);
+    let out = dry_run(&api, &dir, &[]);
     out.expect_code(0);
     let report = out.json();
     assert_eq!(
@@ -190,12 +202,101 @@ fn no_forbidden_field_reaches_the_report() {
         "the test is only meaningful with nodes\n{}",
         out.streams()
     );
-    assert_eq!(report["payload"]["nodes"][0]["cloudProvider"], "aws");
+    let nodes = report["payload"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let providers: BTreeSet<&str> = nodes
+        .iter()
+        .filter_map(|n| n["cloudProvider"].as_str())
+        .collect();
+    assert_eq!(providers, BTreeSet::from(["aws", "other"]));
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["status"]["capacity"]["nvidia.com/gpu"] == "1"),
+        "allowed capacity entries stay\n{}",
+        out.stdout
+    );
     let text = report.to_string().to_lowercase();
     assert!(
-        !text.contains("marker"),
+        !text.contains("marker") && !text.contains("acme"),
         "a marker reached the report:\n{}",
         out.stdout
+    );
+    assert!(
+        !out.stdout.contains(KUBE_SYSTEM_UID),
+        "the raw kube-system UID reached the report:\n{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn the_default_cluster_id_is_a_hash_of_the_kube_system_uid_and_a_key_changes_it() {
+    let api = KubeApi::start(Some(TOKEN));
+    let dir = TempDir::new();
+    let report = |extra: &[&str]| {
+        let out = dry_run(&api, &dir, extra);
+        out.expect_code(0);
+        let report = out.json();
+        let id = report["payload"]["clusterID"].as_str().map(str::to_string);
+        (id.unwrap_or_default(), node_ids(&report))
+    };
+    let node_uids: Vec<String> = api
+        .state()
+        .nodes
+        .iter()
+        .filter_map(|n| n["metadata"]["uid"].as_str().map(str::to_string))
+        .collect();
+    let derived = |cluster_id: &str| {
+        let mut want: Vec<String> = node_uids
+            .iter()
+            .map(|uid| ids::node_id(cluster_id, uid))
+            .collect();
+        want.sort();
+        want
+    };
+
+    // sha256(b"spartakus cluster id v1\0" + uid), first 16 bytes as a UUID v8.
+    let (hashed, hashed_nodes) = report(&[]);
+    assert_eq!(hashed, "7a487b5e-801a-8383-9024-9d985a17519f");
+    assert_ne!(hashed, KUBE_SYSTEM_UID);
+    assert_eq!(report(&[]).0, hashed, "stable across runs");
+    assert_eq!(
+        hashed_nodes,
+        derived(&hashed),
+        "node ids follow the reported id"
+    );
+
+    // The same keyed with HMAC-SHA256: b"k" * 32, and a key file that ends in a newline.
+    let key = dir.file("key", &"k".repeat(32)).display().to_string();
+    let other = dir.file("other", &format!("{}\n", "j".repeat(64)));
+    let (keyed, keyed_nodes) = report(&["--cluster-id-key", &key]);
+    assert_eq!(keyed, "ba5f5305-aa3d-8196-9c7b-2fcb6a682246");
+    assert_eq!(
+        report(&["--cluster-id-key", &key]).0,
+        keyed,
+        "stable with its key"
+    );
+    assert_eq!(keyed_nodes, derived(&keyed), "node ids follow the keyed id");
+    let (other_keyed, _) = report(&["--cluster-id-key", &other.display().to_string()]);
+    assert!(
+        other_keyed != keyed && other_keyed != hashed && other_keyed != KUBE_SYSTEM_UID,
+        "another key, another id: {other_keyed}"
+    );
+
+    let mut args = kube_flags(&api, &dir);
+    args.push("--dry-run".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(
+        volunteer(&args).env("SPARTAKUS_CLUSTER_ID_KEY", &key),
+        LIMIT,
+    );
+    out.expect_code(0);
+    assert_eq!(
+        out.json()["payload"]["clusterID"],
+        keyed.as_str(),
+        "the env var"
     );
 }
 
@@ -238,7 +339,7 @@ fn server_errors_and_dropped_connections_are_retried() {
             4,
         ),
         (
-            "/api/v1/nodes?limit=500&continue=",
+            "/api/v1/nodes?limit=250&continue=",
             Fault::Drop,
             "/api/v1/nodes",
             4,
@@ -311,7 +412,7 @@ fn a_spent_retry_budget_fails_the_report_and_sends_nothing() {
     // The first page succeeds; the second fails every time: no report from a partial list.
     for _ in 0..5 {
         api.inject(
-            "/api/v1/nodes?limit=500&continue=",
+            "/api/v1/nodes?limit=250&continue=",
             Fault::Status(503, None),
         );
     }
@@ -340,7 +441,7 @@ fn a_spent_retry_budget_fails_the_report_and_sends_nothing() {
 fn an_expired_continue_token_restarts_the_list_once() {
     let api = KubeApi::start(Some(TOKEN));
     api.inject(
-        "/api/v1/nodes?limit=500&continue=",
+        "/api/v1/nodes?limit=250&continue=",
         Fault::Status(410, None),
     );
     let dir = TempDir::new();
@@ -356,16 +457,22 @@ fn an_expired_continue_token_restarts_the_list_once() {
 
     let api = KubeApi::start(Some(TOKEN));
     api.inject(
-        "/api/v1/nodes?limit=500&continue=",
+        "/api/v1/nodes?limit=250&continue=",
         Fault::Status(410, None),
     );
     api.inject(
-        "/api/v1/nodes?limit=500&continue=",
+        "/api/v1/nodes?limit=250&continue=",
         Fault::Status(410, None),
     );
-    dry_run(&api, &dir, &[])
-        .expect_code(1)
+    let out = dry_run(&api, &dir, &[]);
+    out.expect_code(1)
         .expect_stderr("410 gone on GET /api/v1/nodes");
+    assert!(out.stdout.is_empty(), "no report from a partial list");
+    assert_eq!(
+        api.count("/api/v1/nodes"),
+        4,
+        "1 page, a 410, 1 page, a 410"
+    );
 }
 
 #[test]

@@ -4,8 +4,9 @@
 //! It serves `/version`, `/api/v1/namespaces/kube-system` and `/api/v1/nodes` (paged with
 //! `limit` and an opaque `continue` token that must come back URL-encoded) from the fixtures in
 //! `tests/fixtures/`, checks `Authorization: Bearer <token>`, records every request, and plays
-//! injected faults: statuses (with Retry-After), slow answers, dropped connections, 410 Gone.
-//! It is test-only code and does not try to be a complete API server.
+//! injected faults: statuses (with Retry-After), slow answers, dropped connections, 410 Gone,
+//! and the paging of a hostile server (`Paging`). It is test-only code and does not try to be
+//! a complete API server.
 
 use std::collections::VecDeque;
 use std::io::{BufReader, Read, Write};
@@ -54,6 +55,19 @@ pub enum Fault {
     Drop,
 }
 
+/// How the node list pages: honestly, or as a hostile or broken API server would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paging {
+    /// At most `page_size` nodes a page, fewer when the client asks for fewer.
+    Honest,
+    /// `page_size` nodes a page, whatever the client's limit.
+    IgnoreLimit,
+    /// Every page after the first carries the first page's continue token again.
+    RepeatToken,
+    /// Every page is empty, with a new continue token.
+    EmptyPages,
+}
+
 /// What the server knows and does; tests change it while it runs.
 pub struct State {
     /// The bearer token it accepts; `None` accepts any request (like kubectl proxy).
@@ -62,6 +76,7 @@ pub struct State {
     pub nodes: Vec<Value>,
     /// The most nodes per page, whatever the client's limit (API servers may return fewer).
     pub page_size: usize,
+    pub paging: Paging,
     /// Path prefixes answered with 403 Forbidden.
     pub forbidden: Vec<String>,
     faults: VecDeque<(String, Fault)>,
@@ -107,6 +122,7 @@ impl KubeApi {
             token: token.map(str::to_string),
             nodes,
             page_size: 3,
+            paging: Paging::Honest,
             forbidden: Vec::new(),
             faults: VecDeque::new(),
             seen: Vec::new(),
@@ -286,13 +302,27 @@ fn nodes_page(req: &Seen, s: &State) -> (u16, String) {
             _ => {}
         }
     }
-    let size = limit.min(s.page_size).max(1);
-    let end = offset.saturating_add(size).min(s.nodes.len());
+    let size = match s.paging {
+        Paging::IgnoreLimit => s.page_size,
+        _ => limit.min(s.page_size),
+    }
+    .max(1);
+    let len = s.nodes.len();
+    let end = match s.paging {
+        Paging::EmptyPages => offset,
+        _ => offset.saturating_add(size).min(len),
+    };
     let items = s.nodes.get(offset..end).unwrap_or_default();
+    let next = match s.paging {
+        Paging::EmptyPages => Some(offset + 1),
+        Paging::RepeatToken if end < len => Some(size),
+        _ if end < len => Some(end),
+        _ => None,
+    };
     let mut metadata = serde_json::json!({"resourceVersion": "987654"});
-    if end < s.nodes.len() {
-        metadata["continue"] = Value::String(format!("offset={end}&rv=987654"));
-        metadata["remainingItemCount"] = Value::from(s.nodes.len() - end);
+    if let Some(next) = next {
+        metadata["continue"] = Value::String(format!("offset={next}&rv=987654"));
+        metadata["remainingItemCount"] = Value::from(len.saturating_sub(end));
     }
     let list = serde_json::json!({"kind": "NodeList", "apiVersion": "v1", "metadata": metadata, "items": items});
     (200, list.to_string())
