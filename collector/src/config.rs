@@ -18,6 +18,8 @@ pub const HELP: &str = include_str!("config/help.txt");
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where /metrics and /version are served, apart from reports.
+    pub metrics_listen: Option<SocketAddr>,
     pub db: Db,
     pub max_body_bytes: usize,
     /// Bytes of request bodies held at once, over all connections.
@@ -201,6 +203,7 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
     let db = db_flags(&mut args, env)?;
     let mut value = |name, var| flag(&mut args, env, name, Some(var));
     let listen = value("--listen", "SPARTAKUS_LISTEN")?;
+    let metrics_listen = value("--metrics-listen", "SPARTAKUS_METRICS_LISTEN")?;
     let body_memory = value("--body-memory", "SPARTAKUS_BODY_MEMORY")?;
     let max_body = value("--max-body-bytes", "SPARTAKUS_MAX_BODY_BYTES")?;
     let max_connections = value("--max-connections", "SPARTAKUS_MAX_CONNECTIONS")?;
@@ -228,6 +231,14 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
             "must be HOST:PORT with an IP host, e.g. 0.0.0.0:8080",
         )
     })?;
+    let metrics_listen = match metrics_listen.as_deref().map(SocketAddr::from_str) {
+        None => None,
+        Some(Ok(addr)) => Some(addr),
+        Some(Err(_)) => {
+            let rule = "must be HOST:PORT with an IP host, e.g. 0.0.0.0:9090";
+            return Err(Error::usage("--metrics-listen", rule));
+        }
+    };
     let db = db_config(db)?;
     let max_body_bytes = number(
         "--max-body-bytes",
@@ -289,6 +300,7 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
         .map_err(|_| Error::usage("--log-level", "must be error, warn, info, debug or trace"))?;
     Ok(Command::Run(Box::new(Config {
         listen,
+        metrics_listen,
         db,
         max_body_bytes,
         body_memory,

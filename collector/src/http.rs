@@ -5,6 +5,7 @@
 use crate::limit::RateLimit;
 use crate::metrics::Metrics;
 use crate::peer::{self, Cidr, Keep};
+use crate::process;
 use crate::report::{self, Format};
 use crate::store::{Store, StoreError};
 use std::net::SocketAddr;
@@ -28,6 +29,9 @@ pub struct App {
     pub received_from: Keep,
     pub rate_limit: Option<RateLimit>,
     pub version: &'static str,
+    /// `--metrics-listen` is set: /metrics and /version are served there
+    /// (`route_metrics`), not on the public listener.
+    pub metrics_apart: bool,
 }
 
 /// The parts of a request that routing looks at.
@@ -96,6 +100,9 @@ pub fn route(req: &Incoming, body: &mut ReadBody, app: &App) -> Answer {
     if req.method == "OPTIONS" {
         return options(path);
     }
+    if app.metrics_apart && matches!(path, "/version" | "/metrics") {
+        return not_found();
+    }
     match (path, req.method) {
         ("/api/v1/stats", "POST") => ingest(Format::Current, req, body, app),
         ("/api/v1", "POST") => ingest(Format::V1, req, body, app),
@@ -108,18 +115,37 @@ pub fn route(req: &Incoming, body: &mut ReadBody, app: &App) -> Answer {
                 Answer::unavailable("database: not reachable")
             }
         }
-        ("/version", _) if read => {
-            Answer::json(200, serde_json::json!({"version": app.version}).to_string())
-        }
-        ("/metrics", _) if read => Answer {
-            content_type: "text/plain; version=0.0.4",
-            ..Answer::json(200, app.metrics.render())
-        },
+        ("/version" | "/metrics", _) if read => route_metrics(req, app),
         ("/health" | "/healthz" | "/readyz" | "/version" | "/metrics", _) => {
             not_allowed("GET, HEAD")
         }
-        _ => Answer::error(404, "no such endpoint; reports go to POST /api/v1/stats"),
+        _ => not_found(),
     }
+}
+
+/// The metrics listener (`--metrics-listen`): /metrics, /version and
+/// /healthz, nothing that takes a body.
+pub fn route_metrics(req: &Incoming, app: &App) -> Answer {
+    let path = req.url.split('?').next().unwrap_or_default();
+    if !matches!(req.method, "GET" | "HEAD") {
+        return match path {
+            "/metrics" | "/version" | "/healthz" => not_allowed("GET, HEAD"),
+            _ => not_found(),
+        };
+    }
+    match path {
+        "/version" => Answer::json(200, serde_json::json!({"version": app.version}).to_string()),
+        "/metrics" => Answer {
+            content_type: "text/plain; version=0.0.4",
+            ..Answer::json(200, app.metrics.render() + &process::render(app.version))
+        },
+        "/healthz" => Answer::json(200, r#"{"status":"ok"}"#.into()),
+        _ => not_found(),
+    }
+}
+
+fn not_found() -> Answer {
+    Answer::error(404, "no such endpoint; reports go to POST /api/v1/stats")
 }
 
 /// `OPTIONS`: the methods a path allows, or all of them for `*`.
@@ -128,7 +154,7 @@ fn options(path: &str) -> Answer {
         "*" => "GET, HEAD, POST, OPTIONS",
         "/api/v1/stats" | "/api/v1" => "POST, OPTIONS",
         "/health" | "/healthz" | "/readyz" | "/version" | "/metrics" => "GET, HEAD, OPTIONS",
-        _ => return Answer::error(404, "no such endpoint; reports go to POST /api/v1/stats"),
+        _ => return not_found(),
     };
     Answer::no_content().header("Allow", allow)
 }
@@ -248,6 +274,7 @@ mod tests {
             received_from: Keep::Full,
             rate_limit: None,
             version: "test",
+            metrics_apart: false,
         };
         (app, fake)
     }

@@ -12,6 +12,7 @@ mod insight;
 mod limit;
 mod metrics;
 mod peer;
+mod process;
 mod prune;
 mod report;
 mod server;
@@ -95,8 +96,6 @@ fn run(config: Config) -> Result<(), Error> {
     };
     let stopping = Arc::new(AtomicBool::new(false));
     let signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(Error::Signals)?;
-    let listener = std::net::TcpListener::bind(config.listen)
-        .map_err(|e| Error::Listen(format!("{}: {e}", config.listen)))?;
     let limits = tiny_http::Limits {
         io_timeout: config.read_timeout,
         request_timeout: config.read_timeout * 3,
@@ -105,14 +104,23 @@ fn run(config: Config) -> Result<(), Error> {
         body_budget: config.body_memory,
     };
     let https = tls.is_some();
-    let server = tiny_http::Server::new(listener, tls, limits)
-        .map_err(|e| Error::Listen(format!("{}: {e}", config.listen)))?;
-    let server = Arc::new(server);
-    server::on_signals(signals, server.clone(), stopping.clone());
-
+    let server = Arc::new(server::bind(config.listen, tls, limits)?);
+    let metrics_server = match config.metrics_listen {
+        Some(addr) => Some(Arc::new(server::bind(addr, None, server::METRICS_LIMITS)?)),
+        None => None,
+    };
+    let servers = [Some(server.clone()), metrics_server.clone()];
+    server::on_signals(
+        signals,
+        servers.into_iter().flatten().collect(),
+        stopping.clone(),
+    );
     let addr = server.local_addr();
     let scheme = if https { "https" } else { "http" };
     log::info!("spartakus-collector {VERSION} serving {scheme}, listening on {addr}");
+    if let Some(m) = &metrics_server {
+        log::info!("metrics and version on http://{}", m.local_addr());
+    }
     log::info!("connecting to PostgreSQL {}", config.db.describe());
 
     let metrics = Arc::new(metrics::Metrics::default());
@@ -126,8 +134,9 @@ fn run(config: Config) -> Result<(), Error> {
         received_from: config.received_from,
         rate_limit: config.rate_limit.map(limit::RateLimit::new),
         version: VERSION,
+        metrics_apart: metrics_server.is_some(),
     };
-    server::serve(&server, &app);
+    server::serve(&server, metrics_server.as_deref(), &app);
     store.close();
     log::info!("stopped");
     Ok(())

@@ -3,20 +3,41 @@
 //! `http::route`, logs one line and counts it. Owns the graceful drain on
 //! SIGTERM or SIGINT. Does not decide any answer itself.
 
+use crate::error::Error;
 use crate::http::{self, Answer, App, Incoming};
 use signal_hook::iterator::Signals;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiny_http::{Handler, Request, Response, Server};
+use tiny_http::{Handler, Limits, Request, Response, Server};
 
 /// The longest a SIGTERM drain may take before the process exits anyway.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(9);
 
+/// The metrics listener's limits: a scraper or two, no bodies.
+pub const METRICS_LIMITS: Limits = Limits {
+    io_timeout: Duration::from_secs(10),
+    request_timeout: Duration::from_secs(30),
+    max_connections: 32,
+    max_body: 0,
+    body_budget: 0,
+};
+
+pub fn bind(
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: Limits,
+) -> Result<Server, Error> {
+    let listen = |e: std::io::Error| Error::Listen(format!("{addr}: {e}"));
+    let listener = std::net::TcpListener::bind(addr).map_err(listen)?;
+    Server::new(listener, tls, limits).map_err(listen)
+}
+
 /// On the first of `signals`: refuse new connections at once and set
 /// `stopping`, so that `serve` drains and returns. A second signal exits
 /// without draining.
-pub fn on_signals(mut signals: Signals, server: Arc<Server>, stopping: Arc<AtomicBool>) {
+pub fn on_signals(mut signals: Signals, servers: Vec<Arc<Server>>, stopping: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         for signal in signals.forever() {
             if stopping.swap(true, Ordering::AcqRel) {
@@ -24,7 +45,7 @@ pub fn on_signals(mut signals: Signals, server: Arc<Server>, stopping: Arc<Atomi
                 std::process::exit(1);
             }
             log::info!("signal {signal}: draining in-flight requests");
-            server.stop();
+            servers.iter().for_each(|s| s.stop());
             // Orchestrators kill after a grace period (Kubernetes: 30 s);
             // a drain stuck on a slow client or database must not outlast
             // it. Requests cut off here were never acknowledged, so their
@@ -38,13 +59,27 @@ pub fn on_signals(mut signals: Signals, server: Arc<Server>, stopping: Arc<Atomi
     });
 }
 
-/// Serves until the server is stopped and every connection has ended.
-pub fn serve(server: &Server, app: &App) {
-    server.serve(&Front { app });
+/// Serves until the servers are stopped and every connection has ended.
+pub fn serve(server: &Server, metrics: Option<&Server>, app: &App) {
+    std::thread::scope(|scope| {
+        if let Some(metrics) = metrics {
+            let front = Front {
+                app,
+                metrics_only: true,
+            };
+            scope.spawn(move || metrics.serve(&front));
+        }
+        server.serve(&Front {
+            app,
+            metrics_only: false,
+        });
+    });
 }
 
 struct Front<'a> {
     app: &'a App,
+    /// The `--metrics-listen` listener.
+    metrics_only: bool,
 }
 
 impl Handler for Front<'_> {
@@ -67,11 +102,14 @@ impl Handler for Front<'_> {
             forwarded_for: forwarded_for.iter().map(String::as_str).collect(),
             real_ip: real_ip.as_deref(),
         };
-        let answer = http::route(
-            &incoming,
-            &mut || Ok(Box::new(request.read_body()?)),
-            self.app,
-        );
+        let answer = match self.metrics_only {
+            true => http::route_metrics(&incoming, self.app),
+            false => http::route(
+                &incoming,
+                &mut || Ok(Box::new(request.read_body()?)),
+                self.app,
+            ),
+        };
         log_line(incoming.method, incoming.url, answer.status, started);
         self.app.metrics.observe(answer.status, started.elapsed());
         response(answer)

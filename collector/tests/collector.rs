@@ -6,6 +6,8 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn now() -> i64 {
@@ -634,4 +636,70 @@ fn the_log_holds_no_report_even_at_debug_and_no_forged_line() {
         "refused, and logged without its text:\n{log}"
     );
     assert_eq!(db.count(), 2);
+}
+
+/// The metrics listener's address, from the collector's log.
+fn metrics_addr(c: &Collector) -> std::net::SocketAddr {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = c.log();
+        let found = log
+            .lines()
+            .find_map(|l| l.split("metrics and version on http://").nth(1));
+        if let Some(addr) = found {
+            return addr.trim().parse().expect("metrics address");
+        }
+        assert!(Instant::now() < deadline, "no metrics address in\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn metrics_listen_keeps_the_build_and_the_counts_off_the_public_port() {
+    let db = TestDb::new();
+    let c = Collector::start(&db.url, &["--metrics-listen", "127.0.0.1:0"]);
+    c.wait_ready(Duration::from_secs(20));
+    let metrics = metrics_addr(&c);
+    assert_eq!(c.post("/api/v1/stats", SEED).status, 204);
+    for path in ["/metrics", "/version"] {
+        assert_eq!(get(c.addr, path).status, 404, "{path} on the public port");
+        assert_eq!(get(metrics, path).status, 200, "{path} on the metrics port");
+    }
+    assert_eq!(get(c.addr, "/healthz").status, 200);
+    assert_eq!(get(metrics, "/healthz").status, 200);
+    // No reports there: it takes no body at all.
+    let post = request(metrics, "POST", "/api/v1/stats", &[], b"{}");
+    assert_eq!(post.status, 413, "{post:?}");
+    let m = get(metrics, "/metrics").body;
+    for needle in [
+        "spartakus_reports_stored_total 1",
+        "spartakus_build_info{version=\"",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_cpu_seconds_total ",
+        "process_start_time_seconds ",
+    ] {
+        assert!(m.contains(needle), "missing {needle:?} in\n{m}");
+    }
+    // Prometheus's own linter: names, types, HELP, units.
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus) is needed by this test");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(m.as_bytes())
+        .expect("feed promtool");
+    let out = promtool.wait_with_output().expect("promtool");
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}\n{m}"
+    );
 }
