@@ -54,6 +54,16 @@ fn check_accepted(format: Format, body: &[u8], r: &Report) {
     assert!(!payload.has_nul(), "accepted a payload with a NUL");
 
     assert!(!r.cluster_id.is_empty(), "empty clusterID accepted");
+    assert!(
+        r.cluster_id.len() <= 256,
+        "clusterID of {} bytes",
+        r.cluster_id.len()
+    );
+    assert!(
+        r.payload.len() <= 32 << 20,
+        "payload of {} bytes",
+        r.payload.len()
+    );
     assert_eq!(
         payload.get("clusterID"),
         Some(&Tree::String(r.cluster_id.clone())),
@@ -88,6 +98,10 @@ fn check_accepted(format: Format, body: &[u8], r: &Report) {
                 Some(other) => panic!("timestamp {other:?} accepted"),
             };
             assert_eq!(r.metadata.get("timestamp"), expected_timestamp.as_ref());
+            assert!(
+                expected_timestamp.as_ref().map_or(0, String::len) <= 64,
+                "long timestamp"
+            );
             assert_eq!(
                 r.metadata.len(),
                 2 + usize::from(expected_timestamp.is_some())
@@ -213,22 +227,34 @@ impl<'de> Visitor<'de> for TreeVisitor {
 fn check_refused(format: Format, m: &str) {
     const NUL: &str = ": contains a NUL character (\\u0000), which cannot be stored at line ";
     const CLUSTER: &str = "clusterID: required, a non-empty string";
+    const LONG_ID: &str = "clusterID: at most 256 bytes";
+    const NUMERIC: &str = ": a number PostgreSQL cannot store (more than 16383 digits after the \
+         point, counting a negative exponent, or an exponent of 1073741823 or more)";
+    let payload = |field: &str| {
+        m == format!("{field}: at most 33554432 bytes") || m == format!("{field}{NUMERIC}")
+    };
     let known = m.starts_with("body: invalid JSON (") && m.ends_with(')')
         || match format {
             Format::V1 => {
                 m.starts_with("body: invalid type: ") && m.contains(", expected an object at line ")
                     || m.starts_with(&format!("body{NUL}"))
+                    || payload("body")
                     || m == CLUSTER
+                    || m == LONG_ID
                     || m == "timestamp: must be unix seconds"
+                    || m == "timestamp: at most 64 bytes"
             }
             Format::Current => {
                 m == "body: must be a JSON object with metadata and payload"
                     || m.starts_with("payload: invalid type: ")
                         && m.contains(", expected an object at line ")
                     || m.starts_with(&format!("payload{NUL}"))
+                    || payload("payload")
                     || m == "payload: required"
                     || m == format!("payload.{CLUSTER}")
+                    || m == format!("payload.{LONG_ID}")
                     || m == "metadata: must be an object"
+                    || m == "metadata: at most 65536 bytes"
                     || m == "metadata.reportID: must be 1 to 256 bytes"
                     || m.starts_with("metadata.")
                         && (m.ends_with(": must be a string")

@@ -340,19 +340,39 @@ fn key(rng: &mut Rng, h: Hostility) -> Str {
 }
 
 /// Integers up to 300 digits, fractions, exponents far beyond f64 in both
-/// directions (1e-400 reads as 0), and with `h.huge` numbers that overflow.
+/// directions (1e-400 reads as 0) up to the edge of PostgreSQL's numeric,
+/// and with `h.huge` numbers that overflow an f64 or numeric.
 fn number(rng: &mut Rng, h: Hostility) -> Json {
     let sign = rng.pick(&["", "", "-"]);
     if h.huge > 0 && rng.one_in(h.huge) {
-        let text = match rng.below(3) {
+        let text = match rng.below(4) {
             0 => rng.digits(400),
             1 => format!("{}e{}", rng.digits(2), rng.pick(&["400", "+999", "309"])),
-            _ => format!("{}.5E{}", rng.digits(3), 400),
+            2 => format!("{}.5E{}", rng.digits(3), 400),
+            // serde_json reads these (as 0); numeric cannot hold them.
+            _ => rng
+                .pick(&[
+                    "1e-16384",
+                    "1.0E-16383",
+                    "0e1073741823",
+                    "5e-99999999999999999999",
+                ])
+                .to_string(),
         };
         return Json::Number(format!("{sign}{text}"), false);
     }
     let text = match rng.below(6) {
-        0 => rng.pick(&["0", "0.0", "0.0e-7", "0e0"]).to_string(),
+        0 => rng
+            .pick(&[
+                "0",
+                "0.0",
+                "0.0e-7",
+                "0e0",
+                "1E-16383",
+                "0.5e-16382",
+                "0e1073741822",
+            ])
+            .to_string(),
         1 => (rng.next_u64() >> rng.below(64)).to_string(),
         2 => {
             let n = 1 + rng.below(25);
@@ -384,7 +404,10 @@ struct Model {
 
 impl Model {
     fn valid(rng: &mut Rng, format: Format) -> Model {
-        let mut id = Str::random(rng, TAME);
+        let mut id = match rng.one_in(20) {
+            true => Str::plain(rng, &"c".repeat(256)),
+            false => Str::random(rng, TAME),
+        };
         if id.value().is_empty() {
             id.pieces.push(("c".into(), "c".into()));
         }
@@ -545,6 +568,7 @@ fn accepted(format: Format, body: &[u8], r: &Report) -> Result<(), String> {
         return Err("accepted a payload with a NUL".into());
     }
     if r.cluster_id.is_empty()
+        || r.cluster_id.len() > 256
         || object.get("clusterID").and_then(Value::as_str) != Some(r.cluster_id.as_str())
     {
         return Err(format!("clusterID {:?} is not the payload's", r.cluster_id));
@@ -594,15 +618,29 @@ fn refused(format: Format, m: &str) -> bool {
                 && rest.contains(", expected an object at line ")
     };
     let cluster = "clusterID: required, a non-empty string";
+    let long_id = "clusterID: at most 256 bytes";
+    let own = |field: &str| {
+        m == format!("{field}: at most 33554432 bytes") || m == format!("{field}: {NUMERIC}")
+    };
     m.starts_with("body: invalid JSON (") && m.ends_with(')')
         || match format {
-            Format::V1 => serde("body") || m == cluster || m == "timestamp: must be unix seconds",
+            Format::V1 => {
+                serde("body")
+                    || own("body")
+                    || m == cluster
+                    || m == long_id
+                    || m == "timestamp: must be unix seconds"
+                    || m == "timestamp: at most 64 bytes"
+            }
             Format::Current => {
                 serde("payload")
+                    || own("payload")
                     || m == "body: must be a JSON object with metadata and payload"
                     || m == "payload: required"
                     || m == format!("payload.{cluster}")
+                    || m == format!("payload.{long_id}")
                     || m == "metadata: must be an object"
+                    || m == "metadata: at most 65536 bytes"
                     || m == "metadata.reportID: must be 1 to 256 bytes"
                     || m.starts_with("metadata.")
                         && (m.ends_with(": must be a string")
@@ -761,12 +799,13 @@ fn poison(rng: &mut Rng, m: &mut Model) -> Want {
         Format::V1 => "body",
     };
     let invalid = StartsWith("body: invalid JSON (".into());
-    // 0 to 6 for both formats but 5 (the timestamp) for V1 only; 7 on
-    // for Current only.
-    let pick = match m.format {
-        Format::V1 => rng.below(7),
-        Format::Current => [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13][rng.below(13)],
+    // 0 to 6 for both formats but 5 (the timestamp) for V1 only; 7 to 13
+    // for Current only; 14 and 15 for both, 16 for V1, 17 for Current.
+    let picks: &[usize] = match m.format {
+        Format::V1 => &[0, 1, 2, 3, 4, 5, 6, 14, 15, 16],
+        Format::Current => &[0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17],
     };
+    let pick = rng.pick(picks);
     match pick {
         0 | 1 => {
             let mut n = rng.below(m.payload().strings());
@@ -909,10 +948,48 @@ fn poison(rng: &mut Rng, m: &mut Model) -> Want {
             m.top.entries().retain(|(k, _)| k.value() != "payload");
             Exactly("payload: required".into())
         }
-        _ => {
+        13 => {
             let top = std::mem::replace(&mut m.top, Json::Null);
             m.top = Json::Array(vec![top]);
             Exactly("body: must be a JSON object with metadata and payload".into())
+        }
+        14 => {
+            let long = "c".repeat(257 + rng.below(100));
+            let id = Json::String(Str::plain(rng, &long));
+            let entries = m.payload().entries();
+            entries.retain(|(k, _)| k.value() != "clusterID");
+            entries.push((Str::plain(rng, "clusterID"), id));
+            Exactly(match m.format {
+                Format::Current => "payload.clusterID: at most 256 bytes".into(),
+                Format::V1 => "clusterID: at most 256 bytes".into(),
+            })
+        }
+        15 => {
+            let mut n = 1 + rng.below(m.payload().values() - 1);
+            let v = m.payload().value_mut(&mut n).expect("n is below the count");
+            let number = rng.pick(&["1e-16384", "-0.5e-16383", "0E+1073741823"]);
+            *v = Json::Number(number.into(), false);
+            Exactly(format!("{field}: {NUMERIC}"))
+        }
+        16 => {
+            let long = "1".repeat(65 + rng.below(100));
+            let t = Json::String(Str::plain(rng, &long));
+            let entries = m.top.entries();
+            entries.retain(|(k, _)| k.value() != "timestamp");
+            entries.push((Str::plain(rng, "timestamp"), t));
+            Exactly("timestamp: at most 64 bytes".into())
+        }
+        _ => {
+            let pad = Json::String(Str::plain(rng, &"m".repeat(65536)));
+            let mut metadata = match m.field("metadata") {
+                Some(Json::Object(entries)) => entries.clone(),
+                _ => Vec::new(),
+            };
+            metadata.push((Str::plain(rng, "pad"), pad));
+            let entries = m.top.entries();
+            entries.retain(|(k, _)| k.value() != "metadata");
+            entries.push((Str::plain(rng, "metadata"), Json::Object(metadata)));
+            Exactly("metadata: at most 65536 bytes".into())
         }
     }
 }
