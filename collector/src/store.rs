@@ -7,10 +7,22 @@
 //! gathers, so throughput grows with load instead of paying one commit per
 //! report. A failing batch is retried one row at a time, so one bad row
 //! cannot fail its neighbours. Does not parse requests.
+//!
+//! Who is at fault: a failed batch condemns none of its rows. Only a row
+//! that fails again on its own, with a data exception or an exceeded limit
+//! (SQLSTATE class 22 or 54), is `Rejected` (400): sending it again would
+//! fail again. Any other failure is `Unavailable` (503). report.rs refuses
+//! every such row it can foresee, so this is for what depends on the
+//! database, such as a character its encoding lacks.
+//!
+//! No report value reaches the log: PostgreSQL's message, DETAIL and
+//! CONTEXT may quote them, so a failed INSERT is logged by its SQLSTATE, the
+//! column or constraint it names, and the sizes of the report's fields.
 
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::report::Report;
+use postgres::error::{DbError, SqlState};
 use postgres::types::ToSql;
 use postgres::{Client, Statement};
 use std::sync::atomic::Ordering::Relaxed;
@@ -29,9 +41,11 @@ pub trait Store: Send + Sync {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
-    /// The database is down or slow; the client should retry later.
+    /// The database is down or slow, or failed otherwise; the client should
+    /// retry later.
     Unavailable,
-    /// The database refused this row's data; retrying will not help.
+    /// The database refused this row's data, on its own, with a data
+    /// exception or an exceeded limit; retrying will not help.
     Rejected,
 }
 
@@ -258,33 +272,51 @@ impl Writer {
             }
             Err(e) => e,
         };
-        if batch.len() > 1 && !client.is_closed() {
-            self.metrics.db_errors.fetch_add(1, Relaxed);
-            let n = batch.len();
-            log::warn!(
-                "batch of {n} failed, storing one by one: {}",
-                describe(&error)
-            );
-            for (report, reply) in batch {
-                let _ = reply.send(self.store_one(&report));
+        self.metrics.db_errors.fetch_add(1, Relaxed);
+        let n = batch.len();
+        if client.is_closed() {
+            log::warn!("lost PostgreSQL storing {n} reports: {}", cause(&error));
+            self.conn = None;
+            for (_, reply) in batch {
+                let _ = reply.send(Err(StoreError::Unavailable));
             }
             return;
         }
-        let outcome = self.failed(&error, &batch[0].0);
-        for (_, reply) in batch {
-            let _ = reply.send(Err(outcome.clone()));
+        // Even a batch of one is tried again: only a row's own attempt may
+        // refuse it, and this costs a round trip only when a batch fails.
+        log::warn!(
+            "a batch of {n} failed ({}), storing one by one",
+            cause(&error)
+        );
+        for (report, reply) in batch {
+            let _ = reply.send(self.store_one(&report));
         }
     }
 
     fn store_one(&mut self, report: &Report) -> Result<(), StoreError> {
         let (client, insert) = self.conn.as_mut().ok_or(StoreError::Unavailable)?;
-        match client.execute(insert, &Columns::new(&[report]).params()) {
+        let error = match client.execute(insert, &Columns::new(&[report]).params()) {
             Ok(inserted) => {
                 self.counted(1, inserted);
-                Ok(())
+                return Ok(());
             }
-            Err(e) => Err(self.failed(&e, report)),
+            Err(e) => e,
+        };
+        self.metrics.db_errors.fetch_add(1, Relaxed);
+        let closed = client.is_closed();
+        if closed {
+            self.conn = None;
         }
+        let (verdict, answer) = match error.code() {
+            Some(code) if !closed && is_bad_data(code) => (StoreError::Rejected, 400),
+            _ => (StoreError::Unavailable, 503),
+        };
+        log::warn!(
+            "a report failed on its own ({}; {}), answering {answer}",
+            cause(&error),
+            sizes(report)
+        );
+        Err(verdict)
     }
 
     /// Counts `inserted` of `rows` reports as stored, the rest as duplicates.
@@ -295,26 +327,53 @@ impl Writer {
             .reports_duplicate
             .fetch_add(duplicates, Relaxed);
     }
+}
 
-    /// What a failed INSERT means for the client, after logging it and
-    /// dropping a connection that is gone.
-    fn failed(&mut self, e: &postgres::Error, report: &Report) -> StoreError {
-        let closed = self.conn.as_ref().map_or(true, |(c, _)| c.is_closed());
-        self.metrics.db_errors.fetch_add(1, Relaxed);
-        let cluster = &report.cluster_id;
-        log::warn!(
-            "storing a report of cluster {cluster:?} failed: {}",
-            describe(e)
-        );
-        if closed {
-            self.conn = None;
-        }
-        // Class 22 is "data exception": this row can never be stored.
-        match e.code() {
-            Some(code) if code.code().starts_with("22") && !closed => StoreError::Rejected,
-            _ => StoreError::Unavailable,
-        }
+/// Whether a row's own failure is its data's fault: a data exception
+/// (class 22) or an exceeded limit (class 54) recurs however often the
+/// client sends it again.
+fn is_bad_data(code: &SqlState) -> bool {
+    matches!(code.code().get(..2), Some("22" | "54"))
+}
+
+/// A failed INSERT for the log: a server error by its SQLSTATE and the
+/// column or constraint it names, never its text.
+fn cause(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match named(db) {
+            Some(name) => format!("SQLSTATE {}, {name}", db.code().code()),
+            None => format!("SQLSTATE {}", db.code().code()),
+        },
+        // Client-side errors (a lost connection, a timeout) hold no values.
+        None => describe(e),
     }
+}
+
+/// The field of a report an error names, as the client knows it, else
+/// PostgreSQL's name for the column or constraint.
+fn named(db: &DbError) -> Option<String> {
+    let name = db.column().or(db.constraint())?;
+    let field = match name {
+        "cluster_id" | "reports_cluster_latest" => "payload.clusterID",
+        "report_id" | "reports_report_id_key" => "metadata.reportID",
+        "received_at" | "reports_received_at" | "reports_utc_day" => "received_at",
+        "received_from" | "metadata" | "payload" => name,
+        other => return Some(format!("column or constraint {other:?}")),
+    };
+    Some(format!("field {field}"))
+}
+
+/// The sizes of what a report puts in each column: enough to tell which
+/// one PostgreSQL refused, and nothing of what it says.
+fn sizes(r: &Report) -> String {
+    let metadata = serde_json::to_string(&r.metadata).map_or(0, |m| m.len());
+    format!(
+        "payload.clusterID {} bytes, metadata.reportID {} bytes, metadata {metadata} bytes, \
+         payload {} bytes",
+        r.cluster_id.len(),
+        r.report_id.as_ref().map_or(0, String::len),
+        r.payload.len()
+    )
 }
 
 /// The six array parameters of `INSERT`, one element per report.
@@ -360,5 +419,48 @@ pub fn describe(e: &postgres::Error) -> String {
         (Some(db), _) => format!("{}: {}", db.code().code(), db.message()),
         (None, Some(cause)) => format!("{e}: {cause}"),
         (None, None) => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_data_exception_or_an_exceeded_limit_condemns_a_row() {
+        let cases = [
+            ("22P05", true), // a character the database's encoding lacks
+            ("22003", true), // a number out of range
+            ("54000", true), // an index row or a jsonb value too large
+            ("54001", true), // nesting too deep for the server's stack
+            ("08006", false),
+            ("40001", false),
+            ("53100", false), // disk full
+            ("57P01", false),
+            ("23505", false),
+            ("XX000", false),
+            ("2", false),
+        ];
+        for (code, bad) in cases {
+            assert_eq!(is_bad_data(&SqlState::from_code(code)), bad, "{code}");
+        }
+    }
+
+    #[test]
+    fn a_refused_row_is_logged_by_its_sizes_not_its_values() {
+        let report = Report {
+            cluster_id: "secret-cluster".into(),
+            report_id: Some("secret-id".into()),
+            metadata: [("k".to_string(), "secret".to_string())].into(),
+            payload: r#"{"clusterID": "secret-cluster"}"#.into(),
+            received_at: 1,
+            received_from: "192.0.2.1".into(),
+        };
+        let line = sizes(&report);
+        assert_eq!(
+            line,
+            "payload.clusterID 14 bytes, metadata.reportID 9 bytes, metadata 14 bytes, \
+             payload 31 bytes"
+        );
     }
 }
