@@ -34,6 +34,7 @@ pub struct Config {
     /// `https.rs` reads (and reads again when they change).
     pub tls: Option<(String, String)>,
     pub log_level: log::LevelFilter,
+    pub log_format: spartakus_log::Format,
 }
 
 /// `spartakus-collector summary`, validated.
@@ -213,6 +214,7 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
     let tls_cert = value("--tls-cert", "SPARTAKUS_TLS_CERT")?;
     let tls_key = value("--tls-key", "SPARTAKUS_TLS_KEY")?;
     let log_level = value("--log-level", "SPARTAKUS_LOG_LEVEL")?;
+    let log_format = value("--log-format", "SPARTAKUS_LOG_FORMAT")?;
     let mut proxies: Vec<String> = args
         .values_from_str("--trusted-proxy")
         .map_err(|_| Error::usage("--trusted-proxy", "needs a value"))?;
@@ -298,6 +300,8 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
         .collect::<Result<_, _>>()?;
     let log_level = log::LevelFilter::from_str(log_level.as_deref().unwrap_or("info"))
         .map_err(|_| Error::usage("--log-level", "must be error, warn, info, debug or trace"))?;
+    let log_format = spartakus_log::Format::from_str(log_format.as_deref().unwrap_or("text"))
+        .map_err(|()| Error::usage("--log-format", "must be text or json"))?;
     Ok(Command::Run(Box::new(Config {
         listen,
         metrics_listen,
@@ -311,6 +315,7 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
         rate_limit,
         tls,
         log_level,
+        log_format,
     })))
 }
 

@@ -83,12 +83,9 @@ fn print(output: Result<String, Error>) -> i32 {
 fn run(config: Config) -> Result<(), Error> {
     // Other crates stop at info: at debug, tokio-postgres logs every INSERT's
     // parameters, which are whole reports.
-    simple_logger::SimpleLogger::new()
-        .with_level(config.log_level.min(log::LevelFilter::Info))
-        .with_module_level("spartakus_collector", config.log_level)
-        .with_utc_timestamps()
-        .init()
-        .map_err(|e| Error::usage("--log-level", &e.to_string()))?;
+    let (level, info) = (config.log_level, log::LevelFilter::Info);
+    spartakus_log::init(config.log_format, "spartakus_collector", level, info)
+        .map_err(|e| Error::usage("--log-level", &e))?;
 
     let tls = match &config.tls {
         Some((cert, key)) => Some(https::server_config(cert, key)?),

@@ -703,3 +703,42 @@ fn metrics_listen_keeps_the_build_and_the_counts_off_the_public_port() {
         "promtool check metrics:\n{said}\n{m}"
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_same_redaction() {
+    let db = TestDb::new();
+    let c = Collector::start(&db.url, &["--log-format", "json", "--log-level", "debug"]);
+    c.wait_ready(Duration::from_secs(20));
+    let marker = "cluster-marker-77f0";
+    let body = json!({"payload": {"clusterID": marker}}).to_string();
+    assert_eq!(c.post("/api/v1/stats?token=secret", &body).status, 204);
+    raw_request(c.addr, b"GET /x\nFORGED HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(get(c.addr, "/healthz").status, 200);
+    let log = c.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect();
+    for line in &lines {
+        for key in ["time", "level", "target", "message"] {
+            assert!(line[key].is_string(), "{key} missing in {line}");
+        }
+    }
+    let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("POST /api/v1/stats 204 ")),
+        "{log}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("400 refused: head: bare LF")),
+        "{log}"
+    );
+    assert!(
+        !log.contains(marker) && !log.contains("secret"),
+        "report or query logged:\n{log}"
+    );
+}

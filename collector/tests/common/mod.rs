@@ -283,7 +283,9 @@ impl Collector {
         let log = stderr.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on ").nth(1) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    // The end of a text line, or of a JSON line's message.
+                    let addr = rest.split(['"', ' ']).next().unwrap_or_default();
                     let _ = tx.send(addr.trim().to_string());
                 }
                 let mut log = log.lock().unwrap_or_else(|p| p.into_inner());

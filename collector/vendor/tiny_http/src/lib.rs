@@ -146,7 +146,10 @@ impl Server {
                     .name("http-conn".into())
                     .stack_size(STACK)
                     .spawn_scoped(scope, move || {
-                        self.connection(tcp, handler);
+                        // A handler's panic ends its connection only: the slot
+                        // is given back and `serve` does not panic at the end.
+                        let served = || self.connection(tcp, handler);
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(served));
                         self.open.fetch_sub(1, Ordering::AcqRel);
                     });
                 if let Err(e) = spawned {
