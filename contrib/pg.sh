@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # A throwaway PostgreSQL cluster, for ./test, bench/ and contrib/demo.
 # Source this file, then:
 #   pg_check                       check what pg_start needs, naming the first
