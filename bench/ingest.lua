@@ -38,7 +38,7 @@ function done(summary, latency, requests)
     r = r + t:get("rejected")
   end
   local e = summary.errors
-  io.write(string.format("RESULT acked=%d rejected=%d socket_errors=%d duration_us=%d p50_ms=%.2f p99_ms=%.2f\n",
+  io.write(string.format("RESULT acked=%d rejected=%d socket_errors=%d duration_us=%d p50_ms=%.2f p99_ms=%.2f mean_ms=%.3f\n",
     a, r, e.connect + e.read + e.write + e.timeout, summary.duration,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.mean / 1000))
 end
