@@ -256,8 +256,10 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
         64,
         1 << 34,
     )?;
-    if body_memory < max_body_bytes {
-        let rule = "must be at least --max-body-bytes, or no body that large could be read";
+    // A body's buffer grows by doubling, so a full-size body may reserve
+    // up to twice what it holds before its last bytes arrive.
+    if body_memory < max_body_bytes.saturating_mul(2) {
+        let rule = "must be at least twice --max-body-bytes, or a full-size body could not be read";
         return Err(Error::usage("--body-memory", rule));
     }
     let max_connections = number(

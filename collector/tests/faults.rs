@@ -366,14 +366,21 @@ fn trickling_clients_do_not_deny_a_large_report() {
     while Instant::now() + Duration::from_secs(5) < until {
         // About 134 KiB: 325 nodes.
         let report = large_report(&format!("large-{sent}"), 325);
-        assert!((130 << 10..140 << 10).contains(&report.len()), "{}", report.len());
+        assert!(
+            (130 << 10..140 << 10).contains(&report.len()),
+            "{}",
+            report.len()
+        );
         let started = Instant::now();
         let reply = c.post("/api/v1/stats", &report);
         let took = started.elapsed();
         // No retry needed: the volunteer's budget (5 attempts, about a
         // minute) is never touched.
         assert_eq!(reply.status, 204, "large report {sent}: {reply:?}");
-        assert!(took < Duration::from_secs(2), "large report {sent} took {took:?}");
+        assert!(
+            took < Duration::from_secs(2),
+            "large report {sent} took {took:?}"
+        );
         sent += 1;
         std::thread::sleep(Duration::from_secs(3));
     }
@@ -381,5 +388,9 @@ fn trickling_clients_do_not_deny_a_large_report() {
         t.join().expect("trickler");
     }
     assert!(sent >= 10, "only {sent} large reports in the minute");
-    assert_eq!(db.count(), sent, "every large report stored, no trickled one");
+    assert_eq!(
+        db.count(),
+        sent,
+        "every large report stored, no trickled one"
+    );
 }

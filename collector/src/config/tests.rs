@@ -34,8 +34,8 @@ fn bad_flags_name_the_flag() {
             "--body-memory: must be a whole number",
         ),
         (
-            &[db, "--body-memory", "1000", "--max-body-bytes", "2000"],
-            "--body-memory: must be at least --max-body-bytes",
+            &[db, "--body-memory", "3999", "--max-body-bytes", "2000"],
+            "--body-memory: must be at least twice --max-body-bytes",
         ),
         (&[db, "--max-body-bytes", "-1"], "--max-body-bytes: must be"),
         (
@@ -65,11 +65,11 @@ fn env_is_a_fallback_and_flags_win() {
         ("DATABASE_URL", "postgres://u@h/d"),
         ("SPARTAKUS_LISTEN", "0.0.0.0:9000"),
         ("SPARTAKUS_TRUSTED_PROXY", "10.0.0.0/8, 192.168.0.0/16"),
-        ("SPARTAKUS_BODY_MEMORY", "3000000"),
+        ("SPARTAKUS_BODY_MEMORY", "30000000"),
     ];
-    let c = run(&["--body-memory", "9000000"], &env).expect("valid");
+    let c = run(&["--body-memory", "20000000"], &env).expect("valid");
     assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
-    assert_eq!(c.body_memory, 9_000_000);
+    assert_eq!(c.body_memory, 20_000_000);
     assert_eq!(c.trusted_proxies.len(), 2);
     assert_eq!(c.max_body_bytes, 8 << 20);
 }

@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The longest chunk-size line, extensions included.
 pub const MAX_CHUNK_LINE: usize = 1024;
-/// The largest trailer section.
+/// The largest trailer section, and the most fields in it.
 pub const MAX_TRAILERS: usize = 8 * 1024;
+pub const MAX_TRAILER_FIELDS: usize = crate::head::MAX_HEADERS;
 /// A body's buffer grows by at least this much at a time.
 const STEP: usize = 16 * 1024;
 
@@ -206,6 +207,9 @@ fn line(input: &mut Input, limit: usize, too_long: &'static str) -> Result<usize
             if buffered[..lf - 1].contains(&b'\r') {
                 return Err(BodyError::Invalid("chunk: bare CR"));
             }
+            if lf - 1 > limit {
+                return Err(BodyError::Invalid(too_long));
+            }
             return Ok(lf - 1);
         }
         if buffered.len() > limit {
@@ -288,7 +292,7 @@ fn trailers(input: &mut Input) -> Result<(), BodyError> {
         return Ok(());
     }
     section.extend_from_slice(b"\r\n");
-    let mut slots = [httparse::EMPTY_HEADER; 32];
+    let mut slots = [httparse::EMPTY_HEADER; MAX_TRAILER_FIELDS];
     match httparse::parse_headers(&section, &mut slots) {
         Ok(httparse::Status::Complete(_)) => Ok(()),
         _ => Err(BodyError::Invalid("trailers: invalid field")),

@@ -79,6 +79,9 @@ pub fn parse(head: &[u8]) -> Result<Head, Refusal> {
         .windows(2)
         .position(|w| w == b"\r\n")
         .ok_or(refuse(400, "request line: missing"))?;
+    if line_end > MAX_REQUEST_LINE {
+        return Err(refuse(414, "request line: too long"));
+    }
     let (method, path, http10) = request_line(&head[..line_end])?;
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let fields = &head[line_end + 2..];
@@ -101,9 +104,12 @@ pub fn parse(head: &[u8]) -> Result<Head, Refusal> {
         headers: Vec::with_capacity(parsed.len()),
         framing: Framing::Empty,
         expect_continue: false,
-        close: http10,
+        close: false,
     };
-    let (mut hosts, mut lengths, mut codings) = (0, Vec::new(), Vec::new());
+    let (mut hosts, mut lengths) = (0, Vec::new());
+    // `None`: no Transfer-Encoding field at all; an empty one still counts.
+    let mut codings: Option<Vec<&[u8]>> = None;
+    let (mut keep_alive, mut closing) = (false, false);
     for field in parsed {
         let value = trim(field.value);
         if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
@@ -118,16 +124,13 @@ pub fn parse(head: &[u8]) -> Result<Head, Refusal> {
         } else if name.eq_ignore_ascii_case("content-length") {
             lengths.push(value);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            codings.extend(list(value));
+            codings.get_or_insert_with(Vec::new).extend(list(value));
         } else if name.eq_ignore_ascii_case("expect") {
             head.expect_continue |= !http10 && value.eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("connection") {
             for option in list(value) {
-                if option.eq_ignore_ascii_case(b"close") {
-                    head.close = true;
-                } else if http10 && option.eq_ignore_ascii_case(b"keep-alive") {
-                    head.close = false;
-                }
+                closing |= option.eq_ignore_ascii_case(b"close");
+                keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
             }
         }
         let value = String::from_utf8_lossy(value).into_owned();
@@ -138,7 +141,9 @@ pub fn parse(head: &[u8]) -> Result<Head, Refusal> {
         0 | 1 => {}
         _ => return Err(refuse(400, "Host: more than one")),
     }
-    head.framing = framing(&lengths, &codings, http10)?;
+    // `close` wins over `keep-alive` (RFC 9112 section 9.6).
+    head.close = closing || (http10 && !keep_alive);
+    head.framing = framing(&lengths, codings.as_deref(), http10)?;
     Ok(head)
 }
 
@@ -240,8 +245,8 @@ fn valid_authority(value: &[u8], empty_ok: bool) -> bool {
 
 /// Where the body ends (RFC 9112 section 6): one Content-Length of decimal
 /// digits, or a Transfer-Encoding whose one and final coding is chunked.
-fn framing(lengths: &[&[u8]], codings: &[&[u8]], http10: bool) -> Result<Framing, Refusal> {
-    if codings.is_empty() {
+fn framing(lengths: &[&[u8]], codings: Option<&[&[u8]]>, http10: bool) -> Result<Framing, Refusal> {
+    let Some(codings) = codings else {
         return match lengths {
             [] => Ok(Framing::Empty),
             [one] if !one.is_empty() && one.iter().all(u8::is_ascii_digit) => {
@@ -255,12 +260,15 @@ fn framing(lengths: &[&[u8]], codings: &[&[u8]], http10: bool) -> Result<Framing
             [_] => Err(refuse(400, "Content-Length: must be decimal digits")),
             _ => Err(refuse(400, "Content-Length: more than one")),
         };
-    }
+    };
     if http10 {
         return Err(refuse(400, "Transfer-Encoding: not allowed in HTTP/1.0"));
     }
     if !lengths.is_empty() {
         return Err(refuse(400, "Content-Length and Transfer-Encoding together"));
+    }
+    if codings.is_empty() {
+        return Err(refuse(400, "Transfer-Encoding: empty"));
     }
     let chunked = |c: &&[u8]| c.eq_ignore_ascii_case(b"chunked");
     match codings.iter().filter(|c| chunked(c)).count() {
@@ -347,6 +355,8 @@ mod tests {
         assert!(h.close && h.http10);
         let h = head("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").expect("valid");
         assert!(!h.close);
+        let h = head("GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n");
+        assert!(h.expect("valid").close, "close wins");
         let h = head("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n");
         assert!(!h.expect("valid").expect_continue);
     }
