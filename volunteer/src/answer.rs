@@ -64,7 +64,9 @@ impl Call<'_> {
             .and_then(|value| json.end().map(|()| value));
         drop(json);
         let value = value.map_err(|e| {
-            if limited.limit() == 0 {
+            // An end at our bound, not any error there: after a refused value serde_json
+            // still reads the closing bracket of each level, which may reach the bound.
+            if e.is_eof() && limited.limit() == 0 {
                 return Failure::Final(self.broken(&limit.rule));
             }
             // A connection that drops or stalls mid-body is transient; a well-delivered answer
@@ -143,6 +145,43 @@ pub fn percent_encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::objects::Page;
+
+    const CALL: Call = Call {
+        path: "/api/v1/nodes",
+        shown: "/api/v1/nodes",
+        permission: "list nodes",
+    };
+
+    /// Decodes `json` as a node page within `bytes`: the bytes read, or the final error.
+    fn decode(json: &str, bytes: u64) -> Result<u64, String> {
+        let body = ureq::Body::builder().data(json);
+        let limit = Limit {
+            bytes,
+            rule: "over the bound".into(),
+        };
+        match CALL.decode(body, Page { room: 9 }, &limit) {
+            Ok((_, read)) => Ok(read),
+            Err(Failure::Final(e)) => Err(e.to_string()),
+            Err(Failure::Transient { error, .. }) => panic!("not transient: {error}"),
+        }
+    }
+
+    #[test]
+    fn an_answer_past_the_bound_names_the_bound_and_a_refused_value_its_own_rule() {
+        let skipped = r#"{"items": [{"metadata": {"uid": "u", "name": "a long name"}}]}"#;
+        assert_eq!(decode(skipped, 100), Ok(skipped.len() as u64));
+        let cut = u64::try_from(skipped.len()).expect("a short answer") - 1;
+        assert_eq!(
+            decode(skipped, cut),
+            Err("kubernetes api: GET /api/v1/nodes: over the bound".into())
+        );
+        // Refused right at the bound: serde_json still reads the closing brackets.
+        let refused = r#"{"items":[{"metadata":{"uid":""}}]}"#;
+        let e = decode(refused, refused.len() as u64).expect_err("an empty uid");
+        assert!(e.contains("metadata.uid must be 1 to 128 bytes"), "{e}");
+    }
 
     #[test]
     fn continue_tokens_are_percent_encoded() {
