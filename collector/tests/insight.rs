@@ -588,10 +588,10 @@ fn every_dashboard_query_runs_against_the_views() {
     let panels = dashboard["panels"].as_array().expect("panels");
     for panel in panels {
         let title = panel["title"].as_str().expect("title");
-        assert_eq!(panel["datasource"]["uid"], "${DS_SPARTAKUS}", "{title}");
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
         assert!(panel["gridPos"]["w"].is_u64(), "{title}: gridPos");
         for target in panel["targets"].as_array().expect("targets") {
-            assert_eq!(target["datasource"]["uid"], "${DS_SPARTAKUS}", "{title}");
+            assert_eq!(target["datasource"]["uid"], "${datasource}", "{title}");
             let sql = target["rawSql"].as_str().expect("rawSql");
             let sql = expand_macros(sql, "2024-01-01T00:00:00Z", "2024-03-11T00:00:00Z");
             let got = rows(&db, &sql);
