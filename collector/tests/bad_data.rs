@@ -56,7 +56,10 @@ fn padded(n: usize, outer: &str) -> String {
 #[test]
 fn each_cap_accepts_its_limit_and_refuses_one_byte_more_naming_the_field() {
     let db = TestDb::new();
-    let c = started(&db, &["--max-body-bytes", "40000000"]);
+    let c = started(
+        &db,
+        &["--max-body-bytes", "40000000", "--body-memory", "80000000"],
+    );
     let cases: [(&str, Body, usize, &str); 7] = [
         (
             "/api/v1/stats",
