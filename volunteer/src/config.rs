@@ -70,6 +70,8 @@ pub struct Config {
     pub period: Duration,
     pub timeout: Duration,
     pub log_level: LevelFilter,
+    /// `--log-format`: text lines, or one JSON object per line.
+    pub log_format: spartakus_log::Format,
     pub retry: Policy,
 }
 
@@ -102,6 +104,7 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
     let period = value("--period", "SPARTAKUS_PERIOD")?;
     let timeout = value("--timeout", "SPARTAKUS_TIMEOUT")?;
     let log_level = value("--log-level", "SPARTAKUS_LOG_LEVEL")?;
+    let log_format = value("--log-format", "SPARTAKUS_LOG_FORMAT")?;
     let leftover = args.finish();
     if let Some(first) = leftover.first() {
         let shown = first.to_string_lossy();
@@ -237,6 +240,11 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
             )
         })?,
     };
+    let log_format = match log_format {
+        None => spartakus_log::Format::Text,
+        Some(f) => spartakus_log::Format::from_str(&f)
+            .map_err(|()| Error::config("--log-format", "must be text or json"))?,
+    };
     let mut retry = Policy::default();
     if let Some(base) = env("SPARTAKUS_RETRY_BASE_DELAY") {
         retry.base_delay = values::parse_duration(&base)
@@ -257,6 +265,7 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
         period,
         timeout,
         log_level,
+        log_format,
         retry,
     })))
 }

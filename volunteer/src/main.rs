@@ -29,15 +29,15 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e.to_string(), e.exit_code()),
     };
 
-    // UTC: the local offset cannot be read reliably once threads exist, and logs are
-    // usually compared across machines anyway.
     // Other crates stop at debug: at trace, ureq-proto hex-dumps each request
-    // before encryption, the bearer token included.
-    let logger = simple_logger::SimpleLogger::new()
-        .with_level(config.log_level.min(log::LevelFilter::Debug))
-        .with_module_level("spartakus_volunteer", config.log_level)
-        .with_utc_timestamps();
-    if let Err(e) = logger.init() {
+    // before encryption, the bearer token included. (spartakus-log prints UTC.)
+    let logged = spartakus_log::init(
+        config.log_format,
+        "spartakus_volunteer",
+        config.log_level,
+        log::LevelFilter::Debug,
+    );
+    if let Err(e) = logged {
         return fail(&format!("cannot start logging: {e}"), 1);
     }
 

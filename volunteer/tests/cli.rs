@@ -159,6 +159,11 @@ fn bad_configuration_is_one_line_naming_the_flag_and_exit_2() {
             "--log-level: must be off, error",
         ),
         (
+            vec!["--dry-run", "--kube-api", http, "--log-format", "xml"],
+            vec![],
+            "--log-format: must be text or json",
+        ),
+        (
             vec!["--dry-run", "--kube-api", http, "--cluster-id", "has space"],
             vec![],
             "--cluster-id: must be",
@@ -279,6 +284,7 @@ fn version_and_help() {
         "--once",
         "--dry-run",
         "--log-level",
+        "--log-format",
         "--help",
         "--version",
     ];
@@ -293,6 +299,7 @@ fn version_and_help() {
         "SPARTAKUS_PERIOD",
         "SPARTAKUS_TIMEOUT",
         "SPARTAKUS_LOG_LEVEL",
+        "SPARTAKUS_LOG_FORMAT",
     ];
     for word in flags.iter().chain(vars.iter()) {
         assert!(
