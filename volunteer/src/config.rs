@@ -19,6 +19,7 @@ use crate::extensions;
 use crate::ids;
 use crate::kube;
 use crate::retry::Policy;
+use crate::spread;
 use crate::tls::Roots;
 use crate::values;
 
@@ -68,6 +69,8 @@ pub struct Config {
     /// The extensions as read at startup, used by the first report.
     pub extensions: BTreeMap<String, String>,
     pub period: Duration,
+    /// `--spread`: with `--once`, the wait before the report is this cluster's slot in it.
+    pub spread: Duration,
     pub timeout: Duration,
     pub log_level: LevelFilter,
     /// `--log-format`: text lines, or one JSON object per line.
@@ -102,6 +105,7 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
     let cluster_id_key = value("--cluster-id-key", "SPARTAKUS_CLUSTER_ID_KEY")?;
     let extensions_path = value("--extensions", "SPARTAKUS_EXTENSIONS")?;
     let period = value("--period", "SPARTAKUS_PERIOD")?;
+    let spread = value("--spread", "SPARTAKUS_SPREAD")?;
     let timeout = value("--timeout", "SPARTAKUS_TIMEOUT")?;
     let log_level = value("--log-level", "SPARTAKUS_LOG_LEVEL")?;
     let log_format = value("--log-format", "SPARTAKUS_LOG_FORMAT")?;
@@ -230,6 +234,16 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
     if period < Duration::from_secs(1) {
         return Err(Error::config("--period", "must be at least 1s"));
     }
+    let spread = duration_or("--spread", spread, Duration::ZERO)?;
+    if spread > spread::MAX_SPREAD {
+        return Err(Error::config("--spread", "must be at most 24h"));
+    }
+    if !spread.is_zero() && mode != Mode::Once {
+        return Err(Error::config(
+            "--spread",
+            "only with --once (the loop spreads its reports with jitter)",
+        ));
+    }
     let timeout = duration_or("--timeout", timeout, Duration::from_secs(30))?;
     let log_level = match log_level {
         None => LevelFilter::Info,
@@ -263,6 +277,7 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
         extensions_path,
         extensions,
         period,
+        spread,
         timeout,
         log_level,
         log_format,

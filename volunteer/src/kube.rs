@@ -27,6 +27,7 @@ use crate::objects::{Namespace, Node, Version};
 use crate::retry::{self, Policy};
 use crate::shared;
 use crate::shutdown::Shutdown;
+use crate::spread;
 use crate::tls::{self, Roots};
 
 /// The source of a report: everything read from the cluster at one time.
@@ -52,6 +53,8 @@ pub struct KubeClient {
     cluster_id: Option<String>,
     cluster_id_key: Option<hmac::Key>,
     timeout: Duration,
+    /// `--spread`; zero but with `--once`.
+    spread: Duration,
     retry: Policy,
     shutdown: Arc<Shutdown>,
 }
@@ -65,6 +68,7 @@ impl KubeClient {
             cluster_id: config.cluster_id.clone(),
             cluster_id_key: config.cluster_id_key.clone(),
             timeout: config.timeout,
+            spread: config.spread,
             retry: config.retry.clone(),
             shutdown,
         }
@@ -161,25 +165,56 @@ impl KubeClient {
     }
 }
 
-impl Source for KubeClient {
-    fn snapshot(&self) -> Result<Snapshot, Error> {
+impl KubeClient {
+    /// An agent with the roots and the token as they are now: both rotate, so they are read
+    /// for every report (and again after a `--spread` wait).
+    fn connect(&self) -> Result<(Agent, Option<String>), Error> {
+        let kube = |e: String| Error::Kube(format!("kubernetes api: {e}"));
         let token = match &self.token_file {
-            Some(path) => {
-                Some(read_token(path).map_err(|e| Error::Kube(format!("kubernetes api: {e}")))?)
-            }
+            Some(path) => Some(read_token(path).map_err(kube)?),
             None => None,
         };
         let roots = match &self.roots {
-            Some(roots) => Some(
-                roots
-                    .load()
-                    .map_err(|e| Error::Kube(format!("kubernetes api: {e}")))?,
-            ),
+            Some(roots) => Some(roots.load().map_err(kube)?),
             None => None,
         };
-        let agent = tls::agent(roots, self.timeout, None);
-        let token = token.as_deref();
+        Ok((tls::agent(roots, self.timeout, None), token))
+    }
 
+    /// The final cluster id: `--cluster-id`, or the hash of the kube-system UID.
+    fn cluster_id(&self, agent: &Agent, token: Option<&str>) -> Result<String, Error> {
+        if let Some(id) = &self.cluster_id {
+            return Ok(id.clone());
+        }
+        let path = "/api/v1/namespaces/kube-system";
+        let ns = Call {
+            path,
+            shown: path,
+            permission: "get namespace kube-system",
+        };
+        let uid = self
+            .get_one::<Namespace>(agent, token, &ns)?
+            .ok_or_else(|| ns.gone())?
+            .metadata
+            .uid;
+        if uid.is_empty() {
+            return Err(Error::Kube(format!(
+                "kubernetes api: GET {path}: no metadata.uid"
+            )));
+        }
+        Ok(ids::cluster_id(&uid, self.cluster_id_key.as_ref()))
+    }
+}
+
+impl Source for KubeClient {
+    fn snapshot(&self) -> Result<Snapshot, Error> {
+        let (mut agent, mut token) = self.connect()?;
+        let cluster_id = self.cluster_id(&agent, token.as_deref())?;
+        // After the cluster id (the slot depends on it), before the rest: the report is fresh.
+        if spread::wait(&cluster_id, self.spread, &self.shutdown)? {
+            (agent, token) = self.connect()?;
+        }
+        let token = token.as_deref();
         let version = Call {
             path: "/version",
             shown: "/version",
@@ -189,28 +224,6 @@ impl Source for KubeClient {
             .get_one::<Version>(&agent, token, &version)?
             .ok_or_else(|| version.gone())?
             .git_version;
-        let cluster_id = match &self.cluster_id {
-            Some(id) => id.clone(),
-            None => {
-                let path = "/api/v1/namespaces/kube-system";
-                let ns = Call {
-                    path,
-                    shown: path,
-                    permission: "get namespace kube-system",
-                };
-                let uid = self
-                    .get_one::<Namespace>(&agent, token, &ns)?
-                    .ok_or_else(|| ns.gone())?
-                    .metadata
-                    .uid;
-                if uid.is_empty() {
-                    return Err(Error::Kube(format!(
-                        "kubernetes api: GET {path}: no metadata.uid"
-                    )));
-                }
-                ids::cluster_id(&uid, self.cluster_id_key.as_ref())
-            }
-        };
         let nodes = self.nodes(&agent, token)?;
         Ok(Snapshot {
             cluster_id,

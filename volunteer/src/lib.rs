@@ -7,7 +7,7 @@
 //! `list` (the bounds of the node list), `objects` (the fields decoded), `shared` (their
 //! strings), `report` (the wire format and the privacy rules), `publish` (the collector),
 //! `retry` (backoff), `extensions`, `tls` (trust), `ids` (hashes and UUIDs), `shutdown`
-//! (signals), `app` (modes and the loop), `error`.
+//! (signals), `spread` (the wait before a `--once` report), `app` (modes and the loop), `error`.
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +25,7 @@ pub mod report;
 pub mod retry;
 pub mod shared;
 pub mod shutdown;
+pub mod spread;
 pub mod tls;
 pub mod values;
 

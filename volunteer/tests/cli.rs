@@ -159,6 +159,16 @@ fn bad_configuration_is_one_line_naming_the_flag_and_exit_2() {
             "--log-level: must be off, error",
         ),
         (
+            vec!["--kube-api", http, "--collector", http, "--spread", "1h"],
+            vec![],
+            "--spread: only with --once",
+        ),
+        (
+            vec!["--once", "--kube-api", http, "--collector", http, "--spread", "25h"],
+            vec![],
+            "--spread: must be at most 24h",
+        ),
+        (
             vec!["--dry-run", "--kube-api", http, "--log-format", "xml"],
             vec![],
             "--log-format: must be text or json",
@@ -285,6 +295,7 @@ fn version_and_help() {
         "--dry-run",
         "--log-level",
         "--log-format",
+        "--spread",
         "--help",
         "--version",
     ];
@@ -300,6 +311,7 @@ fn version_and_help() {
         "SPARTAKUS_TIMEOUT",
         "SPARTAKUS_LOG_LEVEL",
         "SPARTAKUS_LOG_FORMAT",
+        "SPARTAKUS_SPREAD",
     ];
     for word in flags.iter().chain(vars.iter()) {
         assert!(

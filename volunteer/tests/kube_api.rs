@@ -313,7 +313,7 @@ fn a_cluster_ca_that_did_not_sign_the_server_is_refused() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run(&mut volunteer(&args), LIMIT);
     out.expect_code(1)
-        .expect_stderr("kubernetes api: GET /version: tls")
+        .expect_stderr("kubernetes api: GET /api/v1/namespaces/kube-system: tls")
         .expect_stderr("invalid peer certificate")
         .expect_no_token();
     assert!(
@@ -481,9 +481,9 @@ fn a_refused_token_is_not_retried() {
     let dir = TempDir::new();
     let out = dry_run(&api, &dir, &[]);
     out.expect_code(1)
-        .expect_stderr("kubernetes api: 401 unauthorized on GET /version")
+        .expect_stderr("kubernetes api: 401 unauthorized on GET /api/v1/namespaces/kube-system")
         .expect_no_token();
-    assert_eq!(api.count("/version"), 1);
+    assert_eq!(api.count("/api/v1/namespaces/kube-system"), 1);
 }
 
 #[test]
