@@ -212,7 +212,8 @@ fn line(input: &mut Input, limit: usize, too_long: &'static str) -> Result<usize
             }
             return Ok(lf - 1);
         }
-        if buffered.len() > limit {
+        // The line and its CR may be buffered while its LF is on the way.
+        if buffered.len() > limit + 1 {
             return Err(BodyError::Invalid(too_long));
         }
         if input.fill().map_err(io_error)? == 0 {

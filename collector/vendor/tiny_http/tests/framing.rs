@@ -666,3 +666,22 @@ fn smuggling_attempts_never_yield_a_second_answer() {
         failures.join("\n")
     );
 }
+
+/// Found by the fuzz target's model: whether a chunk-size line of exactly the
+/// limit is accepted must not depend on where TCP splits it.
+#[test]
+fn a_chunk_line_at_the_limit_is_accepted_however_it_is_split() {
+    let server = common::TestServer::start(common::limits(), None);
+    let head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let line = format!("1;{}\r", "a".repeat(1022));
+    let mut client = common::connect(server.addr);
+    client
+        .send(format!("{head}{line}").as_bytes())
+        .expect("first part");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    client.send(b"\nz\r\n0\r\n\r\n").expect("second part");
+    let answer = client
+        .answer(std::time::Duration::from_secs(3), false)
+        .expect("an answer");
+    assert_eq!(answer.status, 200, "{}", answer.describe());
+}
