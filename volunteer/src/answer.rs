@@ -93,8 +93,9 @@ impl Call<'_> {
     pub fn transport(&self, e: ureq::Error) -> Failure {
         if tls::is_tls_failure(&e) {
             return Failure::Final(Error::Kube(format!(
-                "kubernetes api: GET {}: tls: {e} (is --ca-file the cluster's CA?)",
-                self.shown
+                "kubernetes api: GET {}: tls: {e} ({})",
+                self.shown,
+                tls::tls_hint(&e)
             )));
         }
         let error = Error::Kube(format!("kubernetes api: GET {}: {e}", self.shown));

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{Config, Mode};
+use crate::elect::Elected;
 use crate::error::Error;
 use crate::extensions;
 use crate::ids;
@@ -25,12 +26,20 @@ use crate::VERSION;
 
 /// Runs the configured mode to its end. The loop only ends by `shutdown`, with `Ok`.
 pub fn run(config: Config, shutdown: Arc<Shutdown>) -> Result<(), Error> {
-    let source = KubeClient::new(&config, Arc::clone(&shutdown));
+    let kube = KubeClient::new(&config, Arc::clone(&shutdown));
+    let elected;
+    let source: &dyn Source = match config.machine_id {
+        Some(own) => {
+            elected = Elected { inner: &kube, own };
+            &elected
+        }
+        None => &kube,
+    };
     match config.mode {
-        Mode::DryRun => dry_run(&source, config.extensions, &mut std::io::stdout().lock()),
+        Mode::DryRun => dry_run(source, config.extensions, &mut std::io::stdout().lock()),
         Mode::Once => {
             let sink = Collector::new(&config, Arc::clone(&shutdown))?;
-            send_report(&source, &sink, config.extensions)
+            send_report(source, &sink, config.extensions)
         }
         Mode::Loop => {
             let sink = Collector::new(&config, Arc::clone(&shutdown))?;
@@ -38,7 +47,7 @@ pub fn run(config: Config, shutdown: Arc<Shutdown>) -> Result<(), Error> {
                 path: config.extensions_path.as_deref(),
                 first: config.extensions,
             };
-            run_loop(&source, &sink, extensions, config.period, &shutdown);
+            run_loop(source, &sink, extensions, config.period, &shutdown);
             Ok(())
         }
     }
@@ -154,6 +163,10 @@ fn log_outcome(report: &Report, outcome: &str, started: Instant) {
 }
 
 fn log_failure(started: Instant, error: &Error) {
+    if let Error::Standby(_) = error {
+        log::info!("{error}");
+        return;
+    }
     log::error!(
         "report failed after {:.2}s: {error}",
         started.elapsed().as_secs_f64()
@@ -177,6 +190,8 @@ mod tests {
                 cloud_provider: Some("aws"),
                 capacity: BTreeMap::from([("cpu".into(), "4".into())]),
                 node_info: NodeInfo::default(),
+                machine: None,
+                ready: true,
             };
             Ok(Snapshot {
                 cluster_id: "c".into(),

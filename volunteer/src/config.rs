@@ -14,13 +14,15 @@ use std::time::Duration;
 use log::LevelFilter;
 use ring::hmac;
 
+use crate::ballot::MachineHash;
+use crate::elect;
 use crate::error::Error;
 use crate::extensions;
 use crate::ids;
 use crate::kube;
 use crate::retry::Policy;
 use crate::spread;
-use crate::tls::Roots;
+use crate::tls::{self, Roots};
 use crate::values;
 
 /// The whole interface, as printed by `--help`.
@@ -48,6 +50,16 @@ pub enum Mode {
     DryRun,
 }
 
+/// The object whose UID the default cluster id is a hash of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdSource {
+    /// Namespace kube-system: it cannot be deleted. Node credentials may not read it.
+    KubeSystem,
+    /// Service default/kubernetes: readable with node credentials, but recreated with a new
+    /// UID if someone deletes it.
+    KubernetesService,
+}
+
 /// Everything the volunteer needs, validated.
 #[derive(Debug)]
 pub struct Config {
@@ -63,8 +75,15 @@ pub struct Config {
     pub kube_roots: Option<Roots>,
     /// `--cluster-id`, reported as given.
     pub cluster_id: Option<String>,
+    /// `--cluster-id-from`: the object whose UID the default cluster id hashes.
+    pub cluster_id_from: IdSource,
     /// `--cluster-id-key`, read at startup. (ring's `Debug` shows the algorithm, not the key.)
     pub cluster_id_key: Option<hmac::Key>,
+    /// `--client-cert` and the file with its key (`--client-key`, else the same file).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// `--machine-id-file`, hashed at startup: node mode, where only the day's chosen node
+    /// reports (`elect.rs`).
+    pub machine_id: Option<MachineHash>,
     pub extensions_path: Option<PathBuf>,
     /// The extensions as read at startup, used by the first report.
     pub extensions: BTreeMap<String, String>,
@@ -103,6 +122,10 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
     let ca_file = value("--ca-file", "SPARTAKUS_CA_FILE")?;
     let cluster_id = value("--cluster-id", "SPARTAKUS_CLUSTER_ID")?;
     let cluster_id_key = value("--cluster-id-key", "SPARTAKUS_CLUSTER_ID_KEY")?;
+    let cluster_id_from = value("--cluster-id-from", "SPARTAKUS_CLUSTER_ID_FROM")?;
+    let client_cert = value("--client-cert", "SPARTAKUS_CLIENT_CERT")?;
+    let client_key = value("--client-key", "SPARTAKUS_CLIENT_KEY")?;
+    let machine_id_file = value("--machine-id-file", "SPARTAKUS_MACHINE_ID_FILE")?;
     let extensions_path = value("--extensions", "SPARTAKUS_EXTENSIONS")?;
     let period = value("--period", "SPARTAKUS_PERIOD")?;
     let spread = value("--spread", "SPARTAKUS_SPREAD")?;
@@ -183,7 +206,11 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
         ),
         (None, Some((host, port))) => (
             values::in_cluster_api(&host, &port),
-            Some(token_file.map_or_else(|| service_account("token"), PathBuf::from)),
+            // With a client certificate, the service account token is not the credential.
+            match (&token_file, &client_cert) {
+                (None, Some(_)) => None,
+                _ => Some(token_file.map_or_else(|| service_account("token"), PathBuf::from)),
+            },
             Some(ca_file.map_or_else(|| service_account("ca.crt"), PathBuf::from)),
         ),
         (None, None) => return Err(Error::config(
@@ -209,6 +236,53 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
         kube::read_token(path).map_err(|e| Error::config("--token-file", e))?;
     }
 
+    let client_cert = match (client_cert, client_key) {
+        (None, Some(_)) => return Err(Error::config("--client-key", "only with --client-cert")),
+        (None, None) => None,
+        (Some(cert), key) => {
+            if !kube_https {
+                return Err(Error::config(
+                    "--client-cert",
+                    "only for an https --kube-api",
+                ));
+            }
+            if token_file.is_some() {
+                return Err(Error::config(
+                    "--client-cert",
+                    "not with --token-file: one credential, the certificate or the token",
+                ));
+            }
+            let key = PathBuf::from(key.unwrap_or_else(|| cert.clone()));
+            let cert = PathBuf::from(cert);
+            tls::read_client_cert(&cert, &key).map_err(|e| Error::config("--client-cert", e))?;
+            Some((cert, key))
+        }
+    };
+    let cluster_id_from = match cluster_id_from.as_deref() {
+        None | Some("kube-system") => IdSource::KubeSystem,
+        Some("kubernetes-service") => IdSource::KubernetesService,
+        Some(_) => {
+            return Err(Error::config(
+                "--cluster-id-from",
+                "must be kube-system or kubernetes-service",
+            ))
+        }
+    };
+    if client_cert.is_some() && cluster_id.is_none() && cluster_id_from == IdSource::KubeSystem {
+        return Err(Error::config(
+            "--client-cert",
+            "node credentials may not read namespace kube-system: give --cluster-id, or \
+             --cluster-id-from kubernetes-service (and the same to every volunteer of this \
+             cluster, so it keeps one id)",
+        ));
+    }
+    let machine_id = match machine_id_file {
+        Some(path) => Some(
+            elect::read_machine_id(Path::new(&path))
+                .map_err(|e| Error::config("--machine-id-file", e))?,
+        ),
+        None => None,
+    };
     if let Some(id) = &cluster_id {
         values::check_cluster_id(id).map_err(|e| Error::config("--cluster-id", e))?;
     }
@@ -273,7 +347,10 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
         token_file,
         kube_roots,
         cluster_id,
+        cluster_id_from,
         cluster_id_key,
+        client_cert,
+        machine_id,
         extensions_path,
         extensions,
         period,

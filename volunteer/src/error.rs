@@ -21,6 +21,10 @@ pub enum Error {
     /// The collector did not accept the report (same rules as `Kube`). The message already
     /// starts with "collector: ".
     Publish(String),
+    /// Node mode (`--machine-id-file`): this node does not report for the cluster today, for
+    /// the reason given (another node is chosen, or this one cannot be told apart). Not a
+    /// failure: the report ends with this one line and exit 0.
+    Standby(String),
     /// A SIGTERM or SIGINT arrived while a report was waiting to retry; the report is abandoned.
     Interrupted,
 }
@@ -38,6 +42,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config { .. } => 2,
+            // A timer on every node: the nodes that stand aside have not failed.
+            Error::Standby(_) => 0,
             // Interrupted only reaches here from --once or --dry-run (the
             // loop ends on a signal with Ok): the report was not delivered,
             // so a systemd unit or CronJob must not count it a success.
@@ -51,6 +57,7 @@ impl fmt::Display for Error {
         match self {
             Error::Config { flag, message } => write!(f, "{flag}: {message}"),
             Error::Kube(message) | Error::Publish(message) => f.write_str(message),
+            Error::Standby(reason) => write!(f, "no report from this node: {reason}"),
             Error::Interrupted => f.write_str("interrupted: shutting down"),
         }
     }

@@ -1,11 +1,12 @@
 //! The Kubernetes API client: just the three reads a report needs, over ureq and rustls.
 //!
-//! It owns the requests (`/version`, the node list with paging, namespace kube-system) and
-//! their retries; what each answer means is `answer.rs`, the bounds of a whole list `list.rs`.
-//! Answers are decoded straight from the response stream into the minimal types of
-//! `objects.rs`, so memory does not grow with the raw JSON (nodes are ~10 KB each, mostly images
-//! and conditions we never look at). It re-reads the token and CA for every report because bound
-//! service account tokens rotate. It turns the kube-system UID into the cluster id at once
+//! It owns the requests (`/version`, the node list with paging, namespace kube-system or
+//! service default/kubernetes) and their retries; what each answer means is `answer.rs`, the
+//! bounds of a whole list `list.rs`. Answers are decoded straight from the response stream into
+//! the minimal types of `objects.rs`, so memory does not grow with the raw JSON (nodes are ~10
+//! KB each, mostly images and conditions we never look at). It re-reads the token, client
+//! certificate and CA for every report (and after a `--spread` wait) because bound service
+//! account tokens and kubelet certificates rotate. It turns the UID into the cluster id at once
 //! (`ids::cluster_id`), so the raw UID goes no further; the rest of the anonymizing is
 //! `report.rs`.
 
@@ -19,7 +20,7 @@ use serde::de::{DeserializeOwned, DeserializeSeed};
 use ureq::Agent;
 
 use crate::answer::{percent_encode, Call, Limit};
-use crate::config::Config;
+use crate::config::{Config, IdSource};
 use crate::error::Error;
 use crate::ids;
 use crate::list::{List, PAGE_SIZE};
@@ -51,6 +52,8 @@ pub struct KubeClient {
     token_file: Option<PathBuf>,
     roots: Option<Roots>,
     cluster_id: Option<String>,
+    cluster_id_from: IdSource,
+    client_cert: Option<(PathBuf, PathBuf)>,
     cluster_id_key: Option<hmac::Key>,
     timeout: Duration,
     /// `--spread`; zero but with `--once`.
@@ -66,6 +69,8 @@ impl KubeClient {
             token_file: config.token_file.clone(),
             roots: config.kube_roots.clone(),
             cluster_id: config.cluster_id.clone(),
+            cluster_id_from: config.cluster_id_from,
+            client_cert: config.client_cert.clone(),
             cluster_id_key: config.cluster_id_key.clone(),
             timeout: config.timeout,
             spread: config.spread,
@@ -178,19 +183,33 @@ impl KubeClient {
             Some(roots) => Some(roots.load().map_err(kube)?),
             None => None,
         };
-        Ok((tls::agent(roots, self.timeout, None), token))
+        let client = match &self.client_cert {
+            Some((cert, key)) => Some(tls::read_client_cert(cert, key).map_err(kube)?),
+            None => None,
+        };
+        Ok((tls::agent(roots, client, self.timeout, None), token))
     }
 
-    /// The final cluster id: `--cluster-id`, or the hash of the kube-system UID.
+    /// The final cluster id: `--cluster-id`, or the hash of the UID of namespace kube-system
+    /// (or, with `--cluster-id-from kubernetes-service`, of service default/kubernetes).
     fn cluster_id(&self, agent: &Agent, token: Option<&str>) -> Result<String, Error> {
         if let Some(id) = &self.cluster_id {
             return Ok(id.clone());
         }
-        let path = "/api/v1/namespaces/kube-system";
+        let (path, permission) = match self.cluster_id_from {
+            IdSource::KubeSystem => (
+                "/api/v1/namespaces/kube-system",
+                "get namespace kube-system",
+            ),
+            IdSource::KubernetesService => (
+                "/api/v1/namespaces/default/services/kubernetes",
+                "get service default/kubernetes",
+            ),
+        };
         let ns = Call {
             path,
             shown: path,
-            permission: "get namespace kube-system",
+            permission,
         };
         let uid = self
             .get_one::<Namespace>(agent, token, &ns)?

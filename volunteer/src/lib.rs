@@ -7,13 +7,15 @@
 //! `list` (the bounds of the node list), `objects` (the fields decoded), `shared` (their
 //! strings), `report` (the wire format and the privacy rules), `publish` (the collector),
 //! `retry` (backoff), `extensions`, `tls` (trust), `ids` (hashes and UUIDs), `shutdown`
-//! (signals), `spread` (the wait before a `--once` report), `app` (modes and the loop), `error`.
+//! (signals), `elect` and `ballot` (node mode: which node reports), `spread` (the wait before a `--once` report), `app` (modes and the loop), `error`.
 
 #![forbid(unsafe_code)]
 
 pub mod answer;
 pub mod app;
+pub mod ballot;
 pub mod config;
+pub mod elect;
 pub mod error;
 pub mod extensions;
 pub mod ids;

@@ -1,8 +1,8 @@
 //! The spartakus-volunteer binary: flags into a `Config`, logging, signals, `run`, exit code.
 //!
 //! Nothing else lives here; see `lib.rs` for where each concern is. Exit codes: 0 success (or
-//! the loop stopped by a signal), 1 a report failed or was interrupted with `--once` or
-//! `--dry-run`, 2 bad configuration.
+//! the loop stopped by a signal, or in node mode another node reports today), 1 a report failed
+//! or was interrupted with `--once` or `--dry-run`, 2 bad configuration.
 
 #![forbid(unsafe_code)]
 

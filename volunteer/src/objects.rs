@@ -2,8 +2,9 @@
 //!
 //! This file is the answer to "what does the volunteer read from my cluster?". serde decodes
 //! only the fields declared here, straight from the response stream; everything else in a Node
-//! (names, labels, annotations, addresses, images, taints, conditions, machine ids) is skipped
-//! while streaming and never exists in memory as a value. The privacy rules of `report.rs` are
+//! (names, labels, annotations, addresses, images, taints) is skipped while streaming and
+//! never exists in memory as a value; the machine id and the Ready condition are reduced at once
+//! to what the node election needs (`ballot.rs`). The privacy rules of `report.rs` are
 //! applied here too: a capacity name that may not be reported is skipped like those fields,
 //! and a providerID is reduced to its reported cloud provider as soon as it is read. The
 //! bounds on what one node may hold are here; those on a whole list are in `list.rs`. It does
@@ -15,6 +16,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use crate::ballot::{self, MachineHash};
 use crate::report::{self, NodeInfo};
 use crate::shared::Shared;
 
@@ -37,6 +39,10 @@ pub struct Node {
     pub capacity: BTreeMap<Shared, Shared>,
     /// The reportable fields of `status.nodeInfo`.
     pub node_info: NodeInfo,
+    /// The hash of `status.nodeInfo.machineID` (`ballot.rs`), for the node election only.
+    pub machine: Option<MachineHash>,
+    /// Whether the Ready condition is "True", for the node election only.
+    pub ready: bool,
 }
 
 // The API's own nesting, decoded and then flattened into `Node`.
@@ -66,7 +72,19 @@ struct ApiNodeStatus {
     #[serde(default, deserialize_with = "reportable_capacity")]
     capacity: BTreeMap<Shared, Shared>,
     #[serde(default, rename = "nodeInfo")]
-    node_info: NodeInfo,
+    node_info: ApiNodeInfo,
+    #[serde(default, deserialize_with = "ballot::ready")]
+    conditions: bool,
+}
+
+// The reportable fields, and the machine id hashed as it is read. Flattened, so the fields
+// reported stay exactly those `NodeInfo` declares.
+#[derive(Default, Deserialize)]
+struct ApiNodeInfo {
+    #[serde(default, rename = "machineID", deserialize_with = "ballot::hashed")]
+    machine_id: Option<MachineHash>,
+    #[serde(flatten)]
+    reported: NodeInfo,
 }
 
 // By hand, not `#[serde(try_from)]`: serde's derive would tie `'de` to the `'static` of
@@ -89,7 +107,9 @@ impl<'de> Deserialize<'de> for Node {
                 .as_deref()
                 .and_then(report::cloud_provider),
             capacity: n.status.capacity,
-            node_info: n.status.node_info,
+            node_info: n.status.node_info.reported,
+            machine: n.status.node_info.machine_id,
+            ready: n.status.conditions,
         })
     }
 }
@@ -261,7 +281,7 @@ pub struct Version {
     pub git_version: String,
 }
 
-/// `GET /api/v1/namespaces/kube-system`.
+/// `GET /api/v1/namespaces/kube-system`, or `.../default/services/kubernetes`: only the UID.
 #[derive(Deserialize)]
 pub struct Namespace {
     pub metadata: ObjectMeta,

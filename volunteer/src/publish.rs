@@ -67,7 +67,7 @@ impl Collector {
                 proxy.port()
             );
         }
-        let agent = tls::agent(roots, config.timeout, proxy);
+        let agent = tls::agent(roots, None, config.timeout, proxy);
         Ok(Collector {
             url,
             agent,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
+use ureq::tls::{Certificate, ClientCert, PemItem, RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, Proxy};
 
 use crate::VERSION;
@@ -71,10 +71,35 @@ pub fn read_certificates(path: &Path) -> Result<Vec<Certificate<'static>>, Strin
     Ok(certificates)
 }
 
+/// A client certificate (`--client-cert`, e.g. the kubelet's) and its key, from PEM files that
+/// may be one file holding both. Errors name the files, never their content.
+pub fn read_client_cert(cert: &Path, key: &Path) -> Result<ClientCert, String> {
+    let chain = read_certificates(cert)?;
+    let pem = std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::PrivateKey(k)) => return Ok(ClientCert::new_with_certs(&chain, k)),
+            Ok(_) => {}
+            Err(_) => return Err(format!("{} is not valid PEM", key.display())),
+        }
+    }
+    Err(format!(
+        "no PEM private key in {} (give it with --client-key)",
+        key.display()
+    ))
+}
+
 /// An agent for one server. `roots` is `None` for plain http. `proxy` is only ever set for the
-/// collector: the Kubernetes API is always reached directly.
-pub fn agent(roots: Option<RootCerts>, timeout: Duration, proxy: Option<Proxy>) -> Agent {
+/// collector: the Kubernetes API is always reached directly. `client` authenticates to the
+/// Kubernetes API with a certificate instead of a token.
+pub fn agent(
+    roots: Option<RootCerts>,
+    client: Option<ClientCert>,
+    timeout: Duration,
+    proxy: Option<Proxy>,
+) -> Agent {
     let tls = TlsConfig::builder()
+        .client_cert(client)
         .provider(TlsProvider::Rustls)
         // Pin ring so the process never depends on which provider another crate enabled.
         .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -103,6 +128,22 @@ pub fn is_tls_failure(error: &ureq::Error) -> bool {
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => true,
         ureq::Error::Io(io) => io.get_ref().is_some_and(|e| e.is::<rustls::Error>()),
         _ => false,
+    }
+}
+
+/// What to check after a TLS failure: a fatal alert from the server means it refused us (in
+/// practice, our client certificate); anything else is ours refusing the server.
+pub fn tls_hint(error: &ureq::Error) -> &'static str {
+    let ours = match error {
+        ureq::Error::Rustls(e) => Some(e),
+        ureq::Error::Io(io) => io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    match ours {
+        Some(rustls::Error::AlertReceived(_)) => {
+            "the server refused the handshake: is --client-cert signed by a CA it trusts?"
+        }
+        _ => "is --ca-file the cluster's CA?",
     }
 }
 

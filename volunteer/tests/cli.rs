@@ -39,8 +39,7 @@ fn bad_configuration_is_one_line_naming_the_flag_and_exit_2() {
         .display()
         .to_string();
     let key = dir.file("key", &"k".repeat(32)).display().to_string();
-    let cases: Vec<Case> =
-        vec![
+    let cases: Vec<Case> = vec![
         (
             vec!["--kube-api", http],
             vec![],
@@ -68,17 +67,31 @@ fn bad_configuration_is_one_line_naming_the_flag_and_exit_2() {
         ),
         // Refused URLs are not echoed: they may carry a password or a key.
         (
-            vec!["--kube-api", http, "--collector", "http://c.example/?key=S3CRET"],
+            vec![
+                "--kube-api",
+                http,
+                "--collector",
+                "http://c.example/?key=S3CRET",
+            ],
             vec![],
             "--collector: must be a URL without ?query or #fragment\n",
         ),
         (
-            vec!["--kube-api", http, "--collector", "http://u:S3CRET@c.example/"],
+            vec![
+                "--kube-api",
+                http,
+                "--collector",
+                "http://u:S3CRET@c.example/",
+            ],
             vec![],
             "--collector: must be a URL with a host and no user:password@\n",
         ),
         (
-            vec!["--dry-run", "--kube-api", "https://admin:S3CRET@10.0.0.1:6443"],
+            vec![
+                "--dry-run",
+                "--kube-api",
+                "https://admin:S3CRET@10.0.0.1:6443",
+            ],
             vec![],
             "--kube-api: must be a URL with a host and no user:password@\n",
         ),
@@ -164,9 +177,85 @@ fn bad_configuration_is_one_line_naming_the_flag_and_exit_2() {
             "--spread: only with --once",
         ),
         (
-            vec!["--once", "--kube-api", http, "--collector", http, "--spread", "25h"],
+            vec![
+                "--once",
+                "--kube-api",
+                http,
+                "--collector",
+                http,
+                "--spread",
+                "25h",
+            ],
             vec![],
             "--spread: must be at most 24h",
+        ),
+        (
+            vec![
+                "--dry-run",
+                "--kube-api",
+                http,
+                "--client-cert",
+                &ca,
+                "--cluster-id",
+                "c",
+            ],
+            vec![],
+            "--client-cert: only for an https --kube-api",
+        ),
+        (
+            vec![
+                "--dry-run",
+                "--kube-api",
+                https,
+                "--ca-file",
+                &ca,
+                "--client-cert",
+                &ca,
+                "--cluster-id",
+                "c",
+            ],
+            vec![],
+            "--client-cert: no PEM private key in",
+        ),
+        (
+            vec![
+                "--dry-run",
+                "--kube-api",
+                https,
+                "--ca-file",
+                &ca,
+                "--client-key",
+                &ca,
+            ],
+            vec![],
+            "--client-key: only with --client-cert",
+        ),
+        (
+            vec!["--dry-run", "--kube-api", http, "--cluster-id-from", "etcd"],
+            vec![],
+            "--cluster-id-from: must be kube-system or kubernetes-service",
+        ),
+        (
+            vec![
+                "--dry-run",
+                "--kube-api",
+                http,
+                "--machine-id-file",
+                &missing,
+            ],
+            vec![],
+            "--machine-id-file: cannot read",
+        ),
+        (
+            vec![
+                "--dry-run",
+                "--kube-api",
+                http,
+                "--machine-id-file",
+                &empty_token,
+            ],
+            vec![],
+            "--machine-id-file: ",
         ),
         (
             vec!["--dry-run", "--kube-api", http, "--log-format", "xml"],
@@ -179,7 +268,13 @@ fn bad_configuration_is_one_line_naming_the_flag_and_exit_2() {
             "--cluster-id: must be",
         ),
         (
-            vec!["--dry-run", "--kube-api", http, "--cluster-id-key", &missing],
+            vec![
+                "--dry-run",
+                "--kube-api",
+                http,
+                "--cluster-id-key",
+                &missing,
+            ],
             vec![],
             "--cluster-id-key: cannot read",
         ),
@@ -189,17 +284,37 @@ fn bad_configuration_is_one_line_naming_the_flag_and_exit_2() {
             "--cluster-id-key: ",
         ),
         (
-            vec!["--dry-run", "--kube-api", http, "--cluster-id-key", &empty_key],
+            vec![
+                "--dry-run",
+                "--kube-api",
+                http,
+                "--cluster-id-key",
+                &empty_key,
+            ],
             vec![],
             "empty-key is empty",
         ),
         (
-            vec!["--dry-run", "--kube-api", http, "--cluster-id-key", &short_key],
+            vec![
+                "--dry-run",
+                "--kube-api",
+                http,
+                "--cluster-id-key",
+                &short_key,
+            ],
             vec![],
             "short-key holds 16 bytes, a key needs at least 32",
         ),
         (
-            vec!["--dry-run", "--kube-api", http, "--cluster-id-key", &key, "--cluster-id", "c"],
+            vec![
+                "--dry-run",
+                "--kube-api",
+                http,
+                "--cluster-id-key",
+                &key,
+                "--cluster-id",
+                "c",
+            ],
             vec![],
             "--cluster-id-key: not with --cluster-id, which is reported as given",
         ),
@@ -225,7 +340,12 @@ fn bad_configuration_is_one_line_naming_the_flag_and_exit_2() {
         ),
         // A misspelt flag or a stray URL may carry a password: not echoed.
         (
-            vec!["--dry-run", "--kube-api", http, "--colector=https://u:S3CRET@c"],
+            vec![
+                "--dry-run",
+                "--kube-api",
+                http,
+                "--colector=https://u:S3CRET@c",
+            ],
             vec![],
             "--colector: unexpected argument (not shown: it may hold a password) (see --help)\n",
         ),
@@ -296,6 +416,10 @@ fn version_and_help() {
         "--log-level",
         "--log-format",
         "--spread",
+        "--cluster-id-from",
+        "--client-cert",
+        "--client-key",
+        "--machine-id-file",
         "--help",
         "--version",
     ];
@@ -312,6 +436,10 @@ fn version_and_help() {
         "SPARTAKUS_LOG_LEVEL",
         "SPARTAKUS_LOG_FORMAT",
         "SPARTAKUS_SPREAD",
+        "SPARTAKUS_CLUSTER_ID_FROM",
+        "SPARTAKUS_CLIENT_CERT",
+        "SPARTAKUS_CLIENT_KEY",
+        "SPARTAKUS_MACHINE_ID_FILE",
     ];
     for word in flags.iter().chain(vars.iter()) {
         assert!(

@@ -229,6 +229,27 @@ fn no_forbidden_field_reaches_the_report() {
         "the raw kube-system UID reached the report:\n{}",
         out.stdout
     );
+
+    // Node mode decodes machineID and the Ready condition for the election: still neither
+    // reaches the report nor the log, whichever node is chosen.
+    let mut printed = 0;
+    for i in 0..7 {
+        let id = dir.file("machine-id", &format!("MARKER-machineid-{i}\n"));
+        let out = dry_run(
+            &api,
+            &dir,
+            &["--machine-id-file", &id.display().to_string()],
+        );
+        out.expect_code(0);
+        assert!(
+            !out.stdout.to_lowercase().contains("marker")
+                && !out.stderr.to_lowercase().contains("marker"),
+            "a marker reached the output in node mode\n{}",
+            out.streams()
+        );
+        printed += usize::from(!out.stdout.is_empty());
+    }
+    assert_eq!(printed, 1, "one node is chosen, and prints its report");
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! A small but real Kubernetes API server for tests: HTTPS with a CA made here by rcgen,
 //! rustls over std TcpListener on 127.0.0.1:0, minimal HTTP/1.1 with Connection: close.
 //!
-//! It serves `/version`, `/api/v1/namespaces/kube-system` and `/api/v1/nodes` (paged with
-//! `limit` and an opaque `continue` token that must come back URL-encoded) from the fixtures in
-//! `tests/fixtures/`, checks `Authorization: Bearer <token>`, records every request, and plays
-//! injected faults: statuses (with Retry-After), slow answers, dropped connections, 410 Gone,
-//! and the paging of a hostile server (`Paging`). It is test-only code and does not try to be
-//! a complete API server.
+//! It serves `/version`, `/api/v1/namespaces/kube-system`, the service `default/kubernetes` and
+//! `/api/v1/nodes` (paged with `limit` and an opaque `continue` token that must come back
+//! URL-encoded) from the fixtures in `tests/fixtures/`, checks `Authorization: Bearer <token>`
+//! (or, in its client-certificate mode, requires a certificate signed by a client CA of its
+//! own), records every request, and plays injected faults: statuses (with Retry-After), slow
+//! answers, dropped connections, 410 Gone, and the paging of a hostile server (`Paging`). It is
+//! test-only code and does not try to be a complete API server.
 
 use std::collections::VecDeque;
 use std::io::{BufReader, Read, Write};
@@ -94,8 +95,26 @@ pub struct KubeApi {
 impl KubeApi {
     /// An HTTPS server with the 7 fixture nodes and pages of 3, accepting `token`.
     pub fn start(token: Option<&str>) -> KubeApi {
-        let (ca_pem, config) = tls_config();
+        let (ca_pem, config) = tls_config(None);
         Self::spawn("https", Some(Arc::new(config)), ca_pem, token)
+    }
+
+    /// An HTTPS server that requires a client certificate signed by the CA it returns the
+    /// issuer of (as an API server requires of kubelets), and no token.
+    pub fn start_requiring_client_certs() -> (KubeApi, Issuer<'static, KeyPair>) {
+        let (client_ca_pem, client_ca) = new_ca();
+        let mut roots = rustls::RootCertStore::empty();
+        let der = rustls::pki_types::pem::PemObject::from_pem_slice(client_ca_pem.as_bytes())
+            .expect("client CA PEM");
+        roots.add(der).expect("client CA");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .expect("client verifier");
+        let (ca_pem, config) = tls_config(Some(verifier));
+        let api = Self::spawn("https", Some(Arc::new(config)), ca_pem, None);
+        (api, client_ca)
     }
 
     /// A plain HTTP server, like `kubectl proxy` (no token needed).
@@ -175,8 +194,11 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A fresh CA and a server certificate for 127.0.0.1 and localhost signed by it.
-fn tls_config() -> (String, ServerConfig) {
+/// A fresh CA and a server certificate for 127.0.0.1 and localhost signed by it; with
+/// `clients`, client certificates are required and verified.
+fn tls_config(
+    clients: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+) -> (String, ServerConfig) {
     let (ca_pem, issuer) = new_ca();
     let leaf_key = KeyPair::generate().expect("leaf key");
     let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
@@ -185,13 +207,17 @@ fn tls_config() -> (String, ServerConfig) {
         .expect("sign leaf");
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
     let chain: Vec<CertificateDer<'static>> = vec![leaf.der().clone()];
-    let config =
+    let builder =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("server certificate");
+            .expect("protocol versions");
+    let builder = match clients {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(chain, key)
+        .expect("server certificate");
     (ca_pem, config)
 }
 
@@ -267,6 +293,9 @@ fn route(req: &Seen, s: &State) -> (u16, String) {
     match (req.method.as_str(), req.path()) {
         ("GET", "/version") => (200, fixture("version.json")),
         ("GET", "/api/v1/namespaces/kube-system") => (200, fixture("namespace-kube-system.json")),
+        ("GET", "/api/v1/namespaces/default/services/kubernetes") => {
+            (200, fixture("service-kubernetes.json"))
+        }
         ("GET", "/api/v1/nodes") => nodes_page(req, s),
         _ => (
             404,
