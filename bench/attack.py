@@ -494,7 +494,8 @@ class Pipeliner(Swarm):
             c.out, c.sent = memoryview(self.requests.next()[1]), 0
             self.stats["requests"] += 1
             if self.rate:
-                c.next_at = time.monotonic() + 1 / self.rate
+                # Catches up after each 50 ms tick; at most a second's debt.
+                c.next_at = max(c.next_at, time.monotonic() - 1) + 1 / self.rate
         n = self.send(c, c.out[c.sent:])
         if n:
             c.sent += n

@@ -5,14 +5,15 @@ attack of bench/attack.py and the framing tricks, against one collector at
 its default (the manifest's) limits. Stdlib only; only 127.0.0.1.
 
 Attackers, each on its own thread, each reconnecting when cut off:
-  pipeline   2 connections pipelining 64 KiB reports, 10 a second each, never
-             reading (a small receive buffer, so the answers fill it and the
-             collector's writes block);
+  pipeline   2 connections pipelining 64 KiB reports, 10 a second each, and
+             1 pipelining GET /healthz, 1000 a second, never reading (a small
+             receive buffer: the answers fill the sockets, the collector's
+             writes block until its write timeout cuts the connection);
   chunked    32 connections trickling a chunked body, one byte every
              (--read-timeout - 1) seconds;
   slowloris  32 connections sending a head one byte every 2 s;
-  idle       connections that send nothing, up to the cap (less 64, which the
-             others take);
+  idle       connections that send nothing, up to the cap (less 80: the others
+             take 67, which leaves the one-shots and /healthz a few);
   http2      10 a second: an HTTP/2.0 request line, then hanging up;
   smuggle    5 a second: CL+TE, duplicate Content-Length, a listed one, each
              must get one 400 and nothing else;
@@ -116,6 +117,16 @@ class Legit(threading.Thread):
             time.sleep(max(0.0, self.every - (time.monotonic() - started)))
         if self.sock is not None:
             self.sock.close()
+
+
+class Same:
+    """The same request every time, for a Pipeliner."""
+
+    def __init__(self, request):
+        self.request = request
+
+    def next(self):
+        return None, self.request
 
 
 class Idle(Swarm):
@@ -223,9 +234,11 @@ def main():
         swarms = {
             "pipeline": Pipeliner(collector.addr, 2, end, Reports("soak-pipeline", 64 * KIB), rate=10,
                                   rcvbuf=4096),
+            "pipeline-get": Pipeliner(collector.addr, 1, end, Same(b"GET /healthz HTTP/1.1\r\nHost: collector\r\n\r\n"),
+                                      rate=1000, rcvbuf=4096),
             "chunked": Dribbler(collector.addr, 32, end, chunked_head, b"1\r\na\r\n", max(1, rt - 1)),
             "slowloris": Dribbler(collector.addr, 32, end, b"", slow_head, 2.0),
-            "idle": Idle(collector.addr, cap - 64, end, backoff=0.5, burst=32),
+            "idle": Idle(collector.addr, cap - 80, end, backoff=0.5, burst=32),
         }
         oneshots = [
             OneShots("http2", collector.addr, end, [b"GET / HTTP/2.0\r\nHost: collector\r\n\r\n"], 10, hang_up=True),
