@@ -184,7 +184,7 @@ fn ingest(format: Format, req: &Incoming, body: &mut ReadBody, app: &App) -> Ans
     if app.stopping.load(Ordering::Acquire) {
         return Answer::unavailable("shutting down, retry later").header("Connection", "close");
     }
-    if !app.store.ready() {
+    if !app.store.up() {
         return Answer::unavailable("database: unavailable, retry later");
     }
     let buf = match body() {

@@ -25,7 +25,8 @@ use crate::report::Report;
 use postgres::error::{DbError, SqlState};
 use postgres::types::ToSql;
 use postgres::{Client, Statement};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -35,8 +36,13 @@ use std::time::{Duration, Instant};
 pub trait Store: Send + Sync {
     /// Stores one report, returning only once it is committed (or not).
     fn store(&self, report: Report) -> Result<(), StoreError>;
-    /// Whether the database answers right now.
+    /// Whether the database answers right now (a round trip: /readyz).
     fn ready(&self) -> bool;
+    /// Whether the last word from the database was good: cheap, for every
+    /// report before its body is read.
+    fn up(&self) -> bool {
+        self.ready()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +80,8 @@ enum Job {
 pub struct Postgres {
     jobs: Mutex<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The writer's connection state after its last job.
+    up: Arc<AtomicBool>,
 }
 
 impl Postgres {
@@ -93,7 +101,9 @@ impl Postgres {
         }
         config.keepalives_idle(Duration::from_secs(30));
         let (tx, rx) = mpsc::sync_channel(4 * MAX_BATCH);
+        let up = Arc::new(AtomicBool::new(false));
         let writer = Writer {
+            up: up.clone(),
             db,
             conn: None,
             migrated: false,
@@ -108,6 +118,7 @@ impl Postgres {
         Postgres {
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
+            up,
         }
     }
 
@@ -145,9 +156,14 @@ impl Store for Postgres {
         let (tx, rx) = mpsc::sync_channel(1);
         self.send(Job::Ping(tx)) && rx.recv_timeout(COMMIT_WAIT).unwrap_or(false)
     }
+
+    fn up(&self) -> bool {
+        self.up.load(Acquire)
+    }
 }
 
 struct Writer {
+    up: Arc<AtomicBool>,
     db: Db,
     conn: Option<(Client, Statement)>,
     migrated: bool,
@@ -159,6 +175,7 @@ struct Writer {
 impl Writer {
     fn run(mut self, jobs: Receiver<Job>) {
         self.connect();
+        self.up.store(self.conn.is_some(), Release);
         loop {
             let wait = match self.conn {
                 Some(_) => Duration::from_secs(3600),
@@ -168,6 +185,7 @@ impl Writer {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
                     self.connect();
+                    self.up.store(self.conn.is_some(), Release);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -191,6 +209,7 @@ impl Writer {
             for ping in pings {
                 let _ = ping.send(self.ping());
             }
+            self.up.store(self.conn.is_some(), Release);
         }
     }
 
