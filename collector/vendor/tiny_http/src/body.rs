@@ -68,6 +68,12 @@ impl Budget {
         }
     }
 
+    /// Whether a body's first step would fit now: asked before telling an
+    /// `Expect: 100-continue` client to send, so it is not told in vain.
+    pub fn has_room(&self) -> bool {
+        self.used.load(Ordering::Acquire).saturating_add(STEP) <= self.max
+    }
+
     fn take(&self, n: usize) -> bool {
         let max = self.max;
         let took = self

@@ -59,6 +59,9 @@ impl<'b> Request<'_, '_, 'b> {
             return Err(BodyError::Invalid("body: already read"));
         }
         if self.head.expect_continue && self.head.framing != Framing::Empty {
+            if !self.budget.has_room() {
+                return Err(BodyError::Busy);
+            }
             self.head.expect_continue = false;
             let stream = &mut self.input.stream;
             let sent = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");

@@ -685,3 +685,26 @@ fn a_chunk_line_at_the_limit_is_accepted_however_it_is_split() {
         .expect("an answer");
     assert_eq!(answer.status, 200, "{}", answer.describe());
 }
+
+/// A client waiting on `Expect: 100-continue` is not told to send a body the
+/// body budget has no room for: it gets 503 at once, without a 100.
+#[test]
+fn no_100_continue_when_the_body_budget_is_full() {
+    let limits = tiny_http::Limits {
+        body_budget: 16 * 1024,
+        ..common::limits()
+    };
+    let server = common::TestServer::start(limits, None);
+    // One chunked upload, one byte in, holds the whole budget.
+    let mut holder = common::connect(server.addr);
+    let chunked = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n";
+    holder.send(chunked.as_bytes()).expect("the holder's head");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut waiting = common::connect(server.addr);
+    let head = "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+    waiting.send(head.as_bytes()).expect("the waiting head");
+    let answer = waiting
+        .answer(std::time::Duration::from_secs(2), false)
+        .expect("an answer");
+    assert_eq!(answer.status, 503, "{}", answer.describe());
+}
