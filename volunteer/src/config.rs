@@ -122,6 +122,12 @@ pub fn parse(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Resul
     let ca_file = value("--ca-file", "SPARTAKUS_CA_FILE")?;
     let cluster_id = value("--cluster-id", "SPARTAKUS_CLUSTER_ID")?;
     let cluster_id_key = value("--cluster-id-key", "SPARTAKUS_CLUSTER_ID_KEY")?;
+    // Set but empty is more likely a missing Secret than a wish for the
+    // unkeyed hash, which would change every report's cluster id.
+    if cluster_id_key.is_none() && env("SPARTAKUS_CLUSTER_ID_KEY").is_some_and(|v| v.is_empty()) {
+        let rule = "SPARTAKUS_CLUSTER_ID_KEY is set but empty; unset it for the unkeyed hash";
+        return Err(Error::config("--cluster-id-key", rule));
+    }
     let cluster_id_from = value("--cluster-id-from", "SPARTAKUS_CLUSTER_ID_FROM")?;
     let client_cert = value("--client-cert", "SPARTAKUS_CLIENT_CERT")?;
     let client_key = value("--client-key", "SPARTAKUS_CLIENT_KEY")?;

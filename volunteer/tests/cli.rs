@@ -284,6 +284,11 @@ fn bad_configuration_is_one_line_naming_the_flag_and_exit_2() {
             "--cluster-id-key: ",
         ),
         (
+            vec!["--dry-run", "--kube-api", http],
+            vec![("SPARTAKUS_CLUSTER_ID_KEY", "")],
+            "--cluster-id-key: SPARTAKUS_CLUSTER_ID_KEY is set but empty",
+        ),
+        (
             vec![
                 "--dry-run",
                 "--kube-api",
