@@ -22,7 +22,7 @@ mod io;
 mod request;
 
 pub use body::{Body, BodyError};
-pub use request::{http_date, Request, Response};
+pub use request::{Request, Response};
 
 use head::{Framing, Refusal};
 use io::{Input, Socket, Stream};

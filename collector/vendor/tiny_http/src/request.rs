@@ -44,14 +44,6 @@ impl<'b> Request<'_, '_, 'b> {
         self.headers(name).next()
     }
 
-    /// The declared Content-Length; `None` for a chunked body or none.
-    pub fn content_length(&self) -> Option<u64> {
-        match self.head.framing {
-            Framing::Length(n) => Some(n),
-            _ => None,
-        }
-    }
-
     /// Reads the whole body, once. Sends `100 Continue` first if the client
     /// waits for it: only a handler that has accepted the request reads.
     pub fn read_body(&mut self) -> Result<Body<'b>, BodyError> {
@@ -168,7 +160,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// IMF-fixdate (RFC 9110 section 5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
-pub fn http_date(now: SystemTime) -> String {
+fn http_date(now: SystemTime) -> String {
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Howard Hinnant's civil_from_days, for days since 1970-01-01.
