@@ -5,7 +5,7 @@
 
 use crate::db::Db;
 use crate::error::Error;
-use crate::peer::{Cidr, Keep};
+use crate::ingest::peer::{Cidr, Keep};
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::str::FromStr;

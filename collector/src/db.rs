@@ -126,7 +126,7 @@ impl std::fmt::Debug for Db {
 /// The parser's message, where it is safe: an unknown option is named as
 /// typed, and in `password=a b` that is a piece of the password.
 fn parse_error(e: &postgres::Error) -> String {
-    let why = crate::store::describe(e);
+    let why = crate::ingest::store::describe(e);
     match why.split_once("invalid value for option ") {
         // libpq's verify-ca and verify-full: require verifies both here.
         Some((_, "`sslmode`")) => {

@@ -57,9 +57,9 @@ impl From<postgres::Error> for Error {
             return Error::Database(format!(
                 "{}; run this version of spartakus-collector (serving) once against this \
                  database to create the schema",
-                crate::store::describe(&e)
+                crate::ingest::store::describe(&e)
             ));
         }
-        Error::Database(crate::store::describe(&e))
+        Error::Database(crate::ingest::store::describe(&e))
     }
 }

@@ -6,20 +6,15 @@
 mod config;
 mod db;
 mod error;
-mod http;
-mod https;
+mod ingest;
 mod insight;
-mod limit;
 mod metrics;
-mod peer;
 mod process;
-mod prune;
-mod report;
-mod server;
-mod store;
 
 use config::{Command, Config};
 use error::Error;
+use ingest::{http, https, limit, server, store};
+use insight::{prune, summary};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
@@ -48,11 +43,11 @@ fn main() {
         },
         Ok(Command::Summary(args)) => {
             let render = if args.json {
-                insight::Summary::json
+                summary::Summary::json
             } else {
-                insight::Summary::text
+                summary::Summary::text
             };
-            print(insight::summary(&args).map(|s| render(&s)))
+            print(summary::summary(&args).map(|s| render(&s)))
         }
         Ok(Command::Prune(args)) => print(prune::prune(&args).map(|p| p.to_string())),
         Err(e) => fail(&e),

@@ -12,7 +12,7 @@ use std::fmt;
 // The parser is private to the collector binary; including the file keeps it
 // the very code that runs in production, without a lib.rs for fuzzing's sake.
 #[allow(dead_code)] // Fields like report_id are read only by the binary.
-#[path = "../../src/report.rs"]
+#[path = "../../src/ingest/report.rs"]
 mod report;
 
 use report::{Format, Report};

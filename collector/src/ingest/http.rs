@@ -2,12 +2,12 @@
 //! testable without a socket. Knows the endpoints, the status codes and the
 //! JSON error shape. Does not own sockets or threads (see `server.rs`).
 
-use crate::limit::RateLimit;
+use crate::ingest::limit::RateLimit;
+use crate::ingest::peer::{self, Cidr, Keep};
+use crate::ingest::report::{self, Format};
+use crate::ingest::store::{Store, StoreError};
 use crate::metrics::Metrics;
-use crate::peer::{self, Cidr, Keep};
 use crate::process;
-use crate::report::{self, Format};
-use crate::store::{Store, StoreError};
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -237,7 +237,7 @@ fn is_json(content_type: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Report;
+    use crate::ingest::report::Report;
     use std::sync::Mutex;
 
     /// Remembers what it stored; fails on demand.

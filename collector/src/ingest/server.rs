@@ -4,7 +4,7 @@
 //! SIGTERM or SIGINT. Does not decide any answer itself.
 
 use crate::error::Error;
-use crate::http::{self, Answer, App, Incoming};
+use crate::ingest::http::{self, Answer, App, Incoming};
 use signal_hook::iterator::Signals;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -20,8 +20,8 @@
 //! column or constraint it names, and the sizes of the report's fields.
 
 use crate::db::Db;
+use crate::ingest::report::Report;
 use crate::metrics::Metrics;
-use crate::report::Report;
 use postgres::error::{DbError, SqlState};
 use postgres::types::ToSql;
 use postgres::{Client, Statement};
@@ -55,7 +55,7 @@ pub enum StoreError {
     Rejected,
 }
 
-pub const SCHEMA: &str = include_str!("../../schema.sql");
+pub const SCHEMA: &str = include_str!("../../../schema.sql");
 /// Serializes schema changes between replicas starting at once ("spartaku").
 const SCHEMA_LOCK: i64 = 0x7370_6172_7461_6b75;
 const MAX_BATCH: usize = 512;
