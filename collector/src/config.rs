@@ -1,5 +1,5 @@
 //! Command-line flags and their environment fallbacks, parsed into a typed
-//! `Command`: serve (`Config`), or the `summary` and `prune` subcommands.
+//! `Command`: serve (`Config`), or a subcommand (config/commands.rs).
 //! Owns the HELP text (config/help.txt), which is the flags' spec. Reads
 //! the files flags name; does not open sockets or connect to anything.
 
@@ -10,6 +10,9 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
+
+mod commands;
+pub use commands::{ExportArgs, ImportArgs, MigrateArgs, OnError, PruneArgs, SummaryArgs};
 
 /// The flags' spec, printed by --help.
 pub const HELP: &str = include_str!("config/help.txt");
@@ -37,27 +40,14 @@ pub struct Config {
     pub log_format: spartakus_log::Format,
 }
 
-/// `spartakus-collector summary`, validated.
-#[derive(Debug, Clone)]
-pub struct SummaryArgs {
-    pub db: Db,
-    pub days: i32,
-    pub json: bool,
-}
-
-/// `spartakus-collector prune`, validated.
-#[derive(Debug, Clone)]
-pub struct PruneArgs {
-    pub db: Db,
-    pub older_than: Duration,
-    pub batch_size: i64,
-}
-
 /// What the command line asks for.
 pub enum Command {
     Run(Box<Config>),
     Summary(SummaryArgs),
     Prune(PruneArgs),
+    Import(ImportArgs),
+    Export(ExportArgs),
+    Migrate(MigrateArgs),
     Help,
     Version,
 }
@@ -78,49 +68,13 @@ pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Error> {
         .map_err(|_| Error::usage("arguments", "must be valid UTF-8"))?;
     match command.as_deref() {
         None => parse_run(args, env),
-        Some("summary") => parse_summary(args, env),
-        Some("prune") => parse_prune(args, env),
+        Some("summary") => commands::summary(args, env),
+        Some("prune") => commands::prune(args, env),
+        Some("import") => commands::import(args, env),
+        Some("export") => commands::export(args, env),
+        Some("migrate") => commands::migrate(args, env),
         Some(other) => Err(unexpected(other)),
     }
-}
-
-fn parse_summary(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error> {
-    let db = db_flags(&mut args, env)?;
-    let days = flag(&mut args, env, "--days", None)?;
-    let json = args.contains("--json");
-    finish(args)?;
-    let db = db_config(db)?;
-    let days = number("--days", days.as_deref(), 30, 1, 36500)?;
-    Ok(Command::Summary(SummaryArgs {
-        db,
-        days: i32::try_from(days).expect("--days is at most 36500"),
-        json,
-    }))
-}
-
-fn parse_prune(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error> {
-    let db = db_flags(&mut args, env)?;
-    let older_than = flag(&mut args, env, "--older-than", None)?;
-    let batch_size = flag(&mut args, env, "--batch-size", None)?;
-    finish(args)?;
-    let db = db_config(db)?;
-    let older_than = older_than.ok_or_else(|| {
-        Error::usage("--older-than", "required, a duration like 400d, 36h or 90m")
-    })?;
-    let older_than = age(&older_than).ok_or_else(|| {
-        Error::usage(
-            "--older-than",
-            &format!(
-                "must be a duration like 400d, 36h or 90m, from 1s to 36500d, not {older_than:?}"
-            ),
-        )
-    })?;
-    let batch_size = number("--batch-size", batch_size.as_deref(), 10_000, 1, 1_000_000)?;
-    Ok(Command::Prune(PruneArgs {
-        db,
-        older_than,
-        batch_size: i64::try_from(batch_size).expect("--batch-size is at most 1000000"),
-    }))
 }
 
 /// One flag's value, else its environment variable's when it has one.
@@ -175,29 +129,6 @@ fn db_flags(args: &mut pico_args::Arguments, env: Env) -> Result<DbFlags, Error>
 fn db_config((url, ca_file): DbFlags) -> Result<Db, Error> {
     let url = url.ok_or_else(|| Error::usage("--db-url", "required (or set DATABASE_URL)"))?;
     Db::new(&url, ca_file.as_deref())
-}
-
-/// A positive age like `400d`, `36h`, `90m`, `30s` or `1d12h`, at most
-/// 36500 days, which keeps it far inside PostgreSQL's interval range.
-fn age(text: &str) -> Option<Duration> {
-    let mut seconds: u64 = 0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        let number: u64 = rest[..digits].parse().ok()?;
-        let unit = match rest[digits..].chars().next()? {
-            'd' => 86_400,
-            'h' => 3_600,
-            'm' => 60,
-            's' => 1,
-            _ => return None,
-        };
-        seconds = seconds.checked_add(number.checked_mul(unit)?)?;
-        rest = &rest[digits + 1..];
-    }
-    (1..=36_500 * 86_400)
-        .contains(&seconds)
-        .then(|| Duration::from_secs(seconds))
 }
 
 fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error> {

@@ -1,5 +1,5 @@
-//! The collector's one error type for start-up, shutdown and the `summary`
-//! and `prune` subcommands. Request-level failures are answers (see
+//! The collector's one error type for start-up, shutdown and the
+//! subcommands. Request-level failures are answers (see
 //! `http.rs`), not errors, and never reach here.
 
 use std::fmt;
@@ -13,9 +13,12 @@ pub enum Error {
     Listen(String),
     /// Installing the signal handlers failed.
     Signals(std::io::Error),
-    /// `summary` or `prune` could not connect or query, or found no schema.
+    /// A subcommand could not connect or query, or found no schema.
     Database(String),
-    /// Writing the output of `summary` or `prune` failed (a closed pipe).
+    /// `import` could not read a file, or stopped at a bad line: the
+    /// message names the file and line.
+    Input(String),
+    /// Writing a subcommand's output failed (a closed pipe).
     Output(std::io::Error),
 }
 
@@ -43,6 +46,7 @@ impl fmt::Display for Error {
             Error::Listen(cause) => write!(f, "listen: {cause}"),
             Error::Signals(cause) => write!(f, "signals: {cause}"),
             Error::Database(cause) => write!(f, "database: {cause}"),
+            Error::Input(cause) => write!(f, "import: {cause}"),
             Error::Output(cause) => write!(f, "stdout: {cause}"),
         }
     }
@@ -51,8 +55,8 @@ impl fmt::Display for Error {
 impl From<postgres::Error> for Error {
     fn from(e: postgres::Error) -> Error {
         // 42P01 is undefined_table, views included: only the serving
-        // collector creates the schema, so that summary can run with a
-        // read-only role and neither subcommand changes what it reads.
+        // collector, import and migrate create the schema, so that summary
+        // can run with a read-only role and changes nothing it reads.
         if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) {
             return Error::Database(format!(
                 "{}; run this version of spartakus-collector (serving) once against this \

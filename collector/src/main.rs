@@ -10,11 +10,12 @@ mod ingest;
 mod insight;
 mod metrics;
 mod process;
+mod schema;
 
 use config::{Command, Config};
 use error::Error;
 use ingest::{http, https, limit, server, store};
-use insight::{prune, summary};
+use insight::{export, import, migrate, prune, summary};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
@@ -50,6 +51,14 @@ fn main() {
             print(summary::summary(&args).map(|s| render(&s)))
         }
         Ok(Command::Prune(args)) => print(prune::prune(&args).map(|p| p.to_string())),
+        Ok(Command::Migrate(args)) => print(migrate::migrate(&args).map(|m| m.to_string())),
+        Ok(Command::Import(args)) => print(import::import(&args).map(|i| i.to_string())),
+        Ok(Command::Export(args)) => {
+            match export::export(&args, &mut std::io::BufWriter::new(std::io::stdout().lock())) {
+                Ok(_) => 0,
+                Err(e) => fail(&e),
+            }
+        }
         Err(e) => fail(&e),
     };
     std::process::exit(code);

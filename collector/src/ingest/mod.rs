@@ -9,12 +9,20 @@
 //!   address is kept (`--received-from`).
 //! - `limit.rs`: the per-address rate limit.
 //! - `report.rs`: the wire format and its validation.
-//! - `store.rs`: group commit into PostgreSQL.
+//! - `facts.rs`: the typed facts of a report (versions, distribution, node
+//!   groups), derived once at ingest; `shapes.rs` reads them out of the
+//!   payload, `quantity.rs` reads Kubernetes quantities.
+//! - `store.rs`: group commit into PostgreSQL; `batch.rs`: one batch's
+//!   transaction, the report and its derived state.
 
+pub mod batch;
+pub mod facts;
 pub mod http;
 pub mod https;
 pub mod limit;
 pub mod peer;
+pub mod quantity;
 pub mod report;
 pub mod server;
+mod shapes;
 pub mod store;

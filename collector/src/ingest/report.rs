@@ -62,6 +62,9 @@ pub struct Report {
     pub payload: String,
     /// Unix seconds.
     pub received_at: i64,
+    /// The same instant in unix microseconds: HTTP reports have whole
+    /// seconds, imported ones what their line says.
+    pub received_micros: i64,
     pub received_from: String,
 }
 
@@ -148,6 +151,7 @@ pub fn parse(
         metadata,
         payload: raw.get().to_string(),
         received_at,
+        received_micros: received_at * 1_000_000,
         received_from: received_from.to_string(),
     })
 }

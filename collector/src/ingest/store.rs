@@ -1,9 +1,11 @@
-//! PostgreSQL: applies the schema, and stores reports by group commit.
+//! PostgreSQL: migrates the schema, and stores reports by group commit.
 //!
 //! One writer thread owns the connection. Request threads hand it a report
 //! and wait; it takes every report that is waiting (up to `MAX_BATCH`),
-//! inserts them with one multi-row statement, which commits them together,
-//! and only then answers each request. While one batch commits the next one
+//! stores them in one transaction (batch.rs), which commits them together,
+//! and only then answers each request. Each request's thread derives its
+//! report's facts (facts.rs) before handing it over, so the writer only
+//! writes. While one batch commits the next one
 //! gathers, so throughput grows with load instead of paying one commit per
 //! report. A failing batch is retried one row at a time, so one bad row
 //! cannot fail its neighbours. Does not parse requests.
@@ -19,12 +21,15 @@
 //! CONTEXT may quote them, so a failed INSERT is logged by its SQLSTATE, the
 //! column or constraint it names, and the sizes of the report's fields.
 
+use super::batch::{self, Statements};
+use super::facts::{self, Facts};
 use crate::db::Db;
 use crate::ingest::report::Report;
+use crate::schema::{self, Month};
 use crate::metrics::Metrics;
 use postgres::error::{DbError, SqlState};
-use postgres::types::ToSql;
-use postgres::{Client, Statement};
+use postgres::Client;
+use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
@@ -55,24 +60,15 @@ pub enum StoreError {
     Rejected,
 }
 
-pub const SCHEMA: &str = include_str!("../../../schema.sql");
-/// Serializes schema changes between replicas starting at once ("spartaku").
-const SCHEMA_LOCK: i64 = 0x7370_6172_7461_6b75;
 const MAX_BATCH: usize = 512;
 /// A request waits this long for its commit before answering 503.
 const COMMIT_WAIT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-const INSERT: &str = "\
-INSERT INTO reports (received_at, cluster_id, report_id, received_from, metadata, payload)
-SELECT to_timestamp(t), c, r, f, m::jsonb, p::jsonb
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(t, c, r, f, m, p)
-ON CONFLICT (report_id) DO NOTHING";
-
 type Reply = SyncSender<Result<(), StoreError>>;
 
 enum Job {
-    Store(Report, Reply),
+    Store(Box<(Report, Facts)>, Reply),
     Ping(SyncSender<bool>),
 }
 
@@ -107,6 +103,7 @@ impl Postgres {
             db,
             conn: None,
             migrated: false,
+            months: HashSet::new(),
             retry_at: Instant::now(),
             backoff: Duration::from_millis(250),
             metrics,
@@ -144,8 +141,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Store for Postgres {
     fn store(&self, report: Report) -> Result<(), StoreError> {
+        let facts = facts::derive(&report.metadata, &report.payload);
         let (tx, rx) = mpsc::sync_channel(1);
-        if !self.send(Job::Store(report, tx)) {
+        if !self.send(Job::Store(Box::new((report, facts)), tx)) {
             return Err(StoreError::Unavailable);
         }
         rx.recv_timeout(COMMIT_WAIT)
@@ -165,8 +163,11 @@ impl Store for Postgres {
 struct Writer {
     up: Arc<AtomicBool>,
     db: Db,
-    conn: Option<(Client, Statement)>,
+    conn: Option<(Client, Statements)>,
     migrated: bool,
+    /// Months known to have their report_log partition (or to be left in
+    /// the default one): checked before each batch, without a round trip.
+    months: HashSet<Month>,
     retry_at: Instant,
     backoff: Duration,
     metrics: Arc<Metrics>,
@@ -195,7 +196,7 @@ impl Writer {
             let mut job = Some(first);
             while let Some(j) = job.take() {
                 match j {
-                    Job::Store(report, reply) => reports.push((report, reply)),
+                    Job::Store(report, reply) => reports.push((*report, reply)),
                     Job::Ping(reply) => pings.push(reply),
                 }
                 if reports.len() < MAX_BATCH {
@@ -241,20 +242,47 @@ impl Writer {
         }
     }
 
-    fn open(&self) -> Result<(Client, Statement), postgres::Error> {
+    fn open(&self) -> Result<(Client, Statements), postgres::Error> {
         let mut client = self.db.connect()?;
         if !self.migrated {
-            let mut tx = client.transaction()?;
-            // Replacing a view waits for queries reading it (a dashboard);
-            // give up and retry later rather than queue ingest behind them.
-            tx.batch_execute("SET LOCAL lock_timeout = '10s'")?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
-            tx.batch_execute(SCHEMA)?;
-            tx.commit()?;
-            log::info!("schema applied");
+            match schema::migrate(&mut client)? {
+                0 => log::info!("schema up to date"),
+                n => log::info!("schema migrated ({n} migrations applied)"),
+            }
         }
-        let insert = client.prepare(INSERT)?;
-        Ok((client, insert))
+        let statements = Statements::prepare(&mut client)?;
+        Ok((client, statements))
+    }
+
+    /// Creates the partitions of the months in `batch` not seen yet. A
+    /// failure leaves their reports to the default partition, which takes
+    /// them just as well.
+    fn partitions(&mut self, batch: &[(Report, Facts)]) {
+        let Some((client, _)) = self.conn.as_mut() else {
+            return;
+        };
+        for (report, _) in batch {
+            let month = Month::of_micros(report.received_micros);
+            // This month and the next, so that midnight finds its partition.
+            for month in [month, month.next()] {
+                if self.months.contains(&month) {
+                    continue;
+                }
+                match schema::ensure_month(client, month) {
+                    Ok(true) => {}
+                    Ok(false) => log::warn!(
+                        "report_log_default holds reports of {:04}-{:02}, so that month keeps them there",
+                        month.year,
+                        month.month
+                    ),
+                    Err(e) => {
+                        log::warn!("could not create the partition of {:04}-{:02}: {}", month.year, month.month, describe(&e));
+                        continue;
+                    }
+                }
+                self.months.insert(month);
+            }
+        }
     }
 
     fn ping(&mut self) -> bool {
@@ -273,18 +301,20 @@ impl Writer {
         self.conn = None;
     }
 
-    fn store(&mut self, batch: Vec<(Report, Reply)>) {
-        let Some((client, insert)) = self.conn.as_mut() else {
-            for (_, reply) in batch {
+    fn store(&mut self, batch: Vec<((Report, Facts), Reply)>) {
+        let (rows, replies): (Vec<(Report, Facts)>, Vec<Reply>) = batch.into_iter().unzip();
+        self.partitions(&rows);
+        let Some((client, statements)) = self.conn.as_mut() else {
+            for reply in replies {
                 let _ = reply.send(Err(StoreError::Unavailable));
             }
             return;
         };
-        let rows: Vec<&Report> = batch.iter().map(|(r, _)| r).collect();
-        let error = match client.execute(insert, &Columns::new(&rows).params()) {
+        let pairs: Vec<(&Report, &Facts)> = rows.iter().map(|(r, f)| (r, f)).collect();
+        let error = match batch::commit(client, statements, &pairs) {
             Ok(inserted) => {
-                self.counted(batch.len(), inserted);
-                for (_, reply) in batch {
+                self.counted(rows.len(), inserted);
+                for reply in replies {
                     let _ = reply.send(Ok(()));
                 }
                 return;
@@ -292,11 +322,11 @@ impl Writer {
             Err(e) => e,
         };
         self.metrics.db_errors.fetch_add(1, Relaxed);
-        let n = batch.len();
+        let n = rows.len();
         if client.is_closed() {
             log::warn!("lost PostgreSQL storing {n} reports: {}", cause(&error));
             self.conn = None;
-            for (_, reply) in batch {
+            for reply in replies {
                 let _ = reply.send(Err(StoreError::Unavailable));
             }
             return;
@@ -307,14 +337,14 @@ impl Writer {
             "a batch of {n} failed ({}), storing one by one",
             cause(&error)
         );
-        for (report, reply) in batch {
-            let _ = reply.send(self.store_one(&report));
+        for (row, reply) in rows.iter().zip(replies) {
+            let _ = reply.send(self.store_one(row));
         }
     }
 
-    fn store_one(&mut self, report: &Report) -> Result<(), StoreError> {
-        let (client, insert) = self.conn.as_mut().ok_or(StoreError::Unavailable)?;
-        let error = match client.execute(insert, &Columns::new(&[report]).params()) {
+    fn store_one(&mut self, (report, facts): &(Report, Facts)) -> Result<(), StoreError> {
+        let (client, statements) = self.conn.as_mut().ok_or(StoreError::Unavailable)?;
+        let error = match batch::commit(client, statements, &[(report, facts)]) {
             Ok(inserted) => {
                 self.counted(1, inserted);
                 return Ok(());
@@ -373,9 +403,9 @@ fn cause(e: &postgres::Error) -> String {
 fn named(db: &DbError) -> Option<String> {
     let name = db.column().or(db.constraint())?;
     let field = match name {
-        "cluster_id" | "reports_cluster_latest" => "payload.clusterID",
-        "report_id" | "reports_report_id_key" => "metadata.reportID",
-        "received_at" | "reports_received_at" | "reports_utc_day" => "received_at",
+        "cluster_id" => "payload.clusterID",
+        "report_id" | "key" => "metadata.reportID",
+        "received_at" => "received_at",
         "received_from" | "metadata" | "payload" => name,
         other => return Some(format!("column or constraint {other:?}")),
     };
@@ -393,43 +423,6 @@ fn sizes(r: &Report) -> String {
         r.report_id.as_ref().map_or(0, String::len),
         r.payload.len()
     )
-}
-
-/// The six array parameters of `INSERT`, one element per report.
-struct Columns<'a> {
-    at: Vec<i64>,
-    cluster: Vec<&'a str>,
-    id: Vec<Option<&'a str>>,
-    from: Vec<&'a str>,
-    metadata: Vec<String>,
-    payload: Vec<&'a str>,
-}
-
-impl<'a> Columns<'a> {
-    fn new(rows: &[&'a Report]) -> Columns<'a> {
-        let metadata = |r: &Report| {
-            serde_json::to_string(&r.metadata).expect("a map of strings always serializes")
-        };
-        Columns {
-            at: rows.iter().map(|r| r.received_at).collect(),
-            cluster: rows.iter().map(|r| r.cluster_id.as_str()).collect(),
-            id: rows.iter().map(|r| r.report_id.as_deref()).collect(),
-            from: rows.iter().map(|r| r.received_from.as_str()).collect(),
-            metadata: rows.iter().map(|r| metadata(r)).collect(),
-            payload: rows.iter().map(|r| r.payload.as_str()).collect(),
-        }
-    }
-
-    fn params(&self) -> [&(dyn ToSql + Sync); 6] {
-        [
-            &self.at,
-            &self.cluster,
-            &self.id,
-            &self.from,
-            &self.metadata,
-            &self.payload,
-        ]
-    }
 }
 
 /// A postgres error with its cause, which `Display` alone leaves out.
@@ -473,6 +466,7 @@ mod tests {
             metadata: [("k".to_string(), "secret".to_string())].into(),
             payload: r#"{"clusterID": "secret-cluster"}"#.into(),
             received_at: 1,
+            received_micros: 1_000_000,
             received_from: "192.0.2.1".into(),
         };
         let line = sizes(&report);

@@ -3,6 +3,11 @@
 //!
 //! - `summary.rs`: `spartakus-collector summary`.
 //! - `prune.rs`: `spartakus-collector prune`, retention.
+//! - `import.rs` and `export.rs`: reports in and out as JSON Lines.
+//! - `migrate.rs`: moves the first release's table into the new schema.
 
+pub mod export;
+pub mod import;
+pub mod migrate;
 pub mod prune;
 pub mod summary;

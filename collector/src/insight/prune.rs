@@ -1,34 +1,64 @@
 //! `spartakus-collector prune`: retention. Deletes every report received
 //! before a cutoff (now minus `--older-than`, by the database's clock, the
-//! same clock `summary` uses), oldest first, in batches of `--batch-size`
-//! rows, each batch its own short transaction. Does not create the schema.
+//! same clock `summary` uses), and the state derived from those reports.
+//! Does not create the schema.
 //!
-//! Why batches: one big DELETE would hold its row locks and its snapshot for
-//! as long as it runs, bloat the table until it commits, and lose all its
-//! work to a dropped connection. INSERTs never wait for deleted rows (only a
-//! retry of a report being deleted, on its reportID, would, for one batch).
-//!
-//! A cluster's latest report is deleted too when it is older than the
-//! cutoff: retention is by age alone, so a cluster that stopped reporting
-//! 400 days ago is gone after `--older-than 400d`, as the operator asked.
+//! - Months of report_log wholly before the cutoff are dropped whole: no
+//!   row-by-row work, no bloat.
+//! - In the month the cutoff falls in (and the default partition), reports
+//!   are deleted oldest first in batches of `--batch-size`, each batch its
+//!   own short transaction: one big DELETE would hold its locks and its
+//!   snapshot for as long as it runs, bloat the table until it commits, and
+//!   lose all its work to a dropped connection.
+//! - Their de-duplication keys go the same way, so a reportID is kept
+//!   exactly as long as its report.
+//! - The rollups are trimmed too: cluster_days and fleet_days of the UTC
+//!   days before the cutoff's day, and every cluster whose latest report is
+//!   older than the cutoff, with its nodes. Retention is by age alone, so a
+//!   cluster that stopped reporting 400 days ago is gone after
+//!   `--older-than 400d`, as the operator asked; nothing derived outlives
+//!   the reports it came from by more than the day the cutoff falls in.
 
 use crate::config::PruneArgs;
 use crate::error::Error;
+use postgres::Client;
 use std::fmt;
 use std::time::SystemTime;
 
-/// The oldest reports first, so that an interrupted prune leaves no gaps.
-/// The subquery walks the reports_received_at index and stops at the limit.
-const DELETE_BATCH: &str = "\
-DELETE FROM reports WHERE id IN (
-    SELECT id FROM reports WHERE received_at < $1 ORDER BY received_at LIMIT $2)";
+/// report_log's monthly partitions whose every report is older than $1.
+const OLD_MONTHS: &str = "
+SELECT c.relname
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'report_log'::regclass AND c.relname ~ '^report_log_[0-9]{4}_[0-9]{2}$'
+  AND (to_date(substr(c.relname, 12), 'YYYY_MM') + interval '1 month') AT TIME ZONE 'UTC' <= $1
+ORDER BY 1";
+
+/// The batches, oldest first where it matters, so that an interrupted
+/// prune leaves no gaps. Each condition is on the deleted row itself, so a
+/// row that changed meanwhile (a cluster's newer report) is rechecked.
+const BATCHES: [&str; 4] = [
+    "DELETE FROM report_log WHERE (id, received_at) IN (
+         SELECT id, received_at FROM report_log WHERE received_at < $1
+         ORDER BY received_at LIMIT $2)",
+    "DELETE FROM report_keys WHERE key IN (
+         SELECT key FROM report_keys WHERE received_at < $1 LIMIT $2)",
+    "DELETE FROM cluster_days WHERE (day, cluster_id) IN (
+         SELECT day, cluster_id FROM cluster_days
+         WHERE day < ($1 AT TIME ZONE 'UTC')::date LIMIT $2)",
+    "WITH gone AS (
+         DELETE FROM clusters WHERE received_at < $1 AND cluster_id IN (
+             SELECT cluster_id FROM clusters WHERE received_at < $1 LIMIT $2)
+         RETURNING cluster_id)
+     DELETE FROM cluster_nodes WHERE cluster_id IN (SELECT cluster_id FROM gone)",
+];
 
 /// What a prune did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pruned {
     pub deleted: u64,
-    /// Batches that deleted at least one report.
+    /// Batches that deleted at least one report, and months dropped whole.
     pub batches: u64,
+    pub months: Vec<String>,
     /// The cutoff in UTC, RFC 3339 to the second.
     pub cutoff: String,
 }
@@ -45,22 +75,50 @@ pub fn prune(args: &PruneArgs) -> Result<Pruned, Error> {
     let mut pruned = Pruned {
         deleted: 0,
         batches: 0,
+        months: Vec::new(),
         cutoff: row.try_get(1)?,
     };
-    let delete = client.prepare(DELETE_BATCH)?;
-    loop {
-        // Autocommit: each batch is one transaction of its own.
-        let deleted = client.execute(&delete, &[&cutoff, &args.batch_size])?;
-        if deleted == 0 {
-            break;
-        }
-        pruned.deleted += deleted;
+    for row in client.query(OLD_MONTHS, &[&cutoff])? {
+        let name: String = row.try_get(0)?;
+        pruned.deleted += drop_month(&mut client, &name)?;
         pruned.batches += 1;
-        if deleted < args.batch_size.unsigned_abs() {
-            break;
+        pruned.months.push(name);
+    }
+    for (i, sql) in BATCHES.iter().enumerate() {
+        let statement = client.prepare(sql)?;
+        loop {
+            // Autocommit: each batch is one transaction of its own.
+            let deleted = client.execute(&statement, &[&cutoff, &args.batch_size])?;
+            if i == 0 && deleted > 0 {
+                pruned.deleted += deleted;
+                pruned.batches += 1;
+            }
+            if deleted < args.batch_size.unsigned_abs() {
+                break;
+            }
         }
     }
+    client.execute(
+        "DELETE FROM fleet_days WHERE day < ($1 AT TIME ZONE 'UTC')::date",
+        &[&cutoff],
+    )?;
     Ok(pruned)
+}
+
+/// Drops one month's partition; returns how many reports it held. Its keys
+/// go with the batches. The drop takes an exclusive lock on report_log for
+/// an instant, so it waits at most a few seconds for readers (an export)
+/// and is tried again next time.
+fn drop_month(client: &mut Client, name: &str) -> Result<u64, Error> {
+    let mut tx = client.transaction()?;
+    tx.batch_execute("SET LOCAL lock_timeout = '5s'")?;
+    // The name matched OLD_MONTHS' pattern: letters, digits and underscores.
+    let count: i64 = tx
+        .query_one(&format!("SELECT count(*) FROM {name}"), &[])?
+        .try_get(0)?;
+    tx.batch_execute(&format!("DROP TABLE {name}"))?;
+    tx.commit()?;
+    Ok(count.unsigned_abs())
 }
 
 impl fmt::Display for Pruned {
@@ -79,6 +137,10 @@ impl fmt::Display for Pruned {
             f,
             "deleted {} {reports} received before {} in {} {batches}",
             self.deleted, self.cutoff, self.batches
-        )
+        )?;
+        if !self.months.is_empty() {
+            writeln!(f, "dropped whole: {}", self.months.join(", "))?;
+        }
+        Ok(())
     }
 }

@@ -1,30 +1,88 @@
 //! `spartakus-collector summary`: what the stored reports say, read from the
-//! views in schema.sql (`cluster_latest`, `node_facts`) and printed as aligned
-//! tables or as JSON. It covers the clusters whose latest report is at most N
-//! days old; a cluster's older reports do not count. Read-only: it neither
-//! creates the schema nor writes anything. Retention is `prune.rs`.
+//! state kept at ingest (`clusters`, `cluster_nodes`; see
+//! collector/migrations/) and printed as aligned tables or as JSON. It
+//! covers the clusters whose latest report is at most N days old; a
+//! cluster's older reports do not count. Each query reads one row per
+//! cluster or per node group, never a payload, so its cost follows the
+//! fleet's size, not its history. Read-only: it neither creates the schema
+//! nor writes anything. Retention is `prune.rs`.
 
 use crate::config::SummaryArgs;
 use crate::error::Error;
 use postgres::IsolationLevel;
 use serde_json::Value;
 
-/// The breakdowns, in print order: the `node_facts` column, which is also the
-/// JSON key, and the table's heading. Column names are spliced into SQL, so
-/// they must only ever come from this list, never from input.
-const BREAKDOWNS: [(&str, &str); 7] = [
-    ("master_version", "Master version"),
-    ("kubelet_version", "Kubelet version"),
-    ("os_image", "OS image"),
-    ("container_runtime_version", "Container runtime"),
-    ("architecture", "Architecture"),
-    ("operating_system", "Operating system"),
-    ("cloud_provider", "Cloud provider"),
+/// Where a breakdown's values come from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// A column of `clusters`: clusters, and their nodes.
+    Cluster(&'static str),
+    /// A column of `cluster_nodes`: the clusters with such nodes, and those
+    /// nodes.
+    Node(&'static str),
+    /// `clusters.accelerators`: clusters, and the accelerators counted.
+    Accelerators,
+    /// `clusters.extensions` as "name=value": clusters, and their nodes.
+    Extensions,
+}
+
+/// The breakdowns, in print order: the JSON key, the table's heading, its
+/// last column's heading, and the source. Column names are spliced into
+/// SQL, so they must only ever come from this list, never from input.
+const BREAKDOWNS: [(&str, &str, &str, Source); 12] = [
+    ("distribution", "Distribution", "Nodes", Source::Cluster("distribution")),
+    ("minor_version", "Minor version", "Nodes", Source::Cluster("minor_version")),
+    ("master_version", "Master version", "Nodes", Source::Cluster("master_version")),
+    ("kubelet_version", "Kubelet version", "Nodes", Source::Node("kubelet_version")),
+    ("os_image", "OS image", "Nodes", Source::Node("os_image")),
+    ("container_runtime_version", "Container runtime", "Nodes", Source::Node("container_runtime_version")),
+    ("architecture", "Architecture", "Nodes", Source::Node("architecture")),
+    ("operating_system", "Operating system", "Nodes", Source::Node("operating_system")),
+    ("cloud_provider", "Cloud provider", "Nodes", Source::Node("cloud_provider")),
+    ("accelerators", "Accelerator", "Count", Source::Accelerators),
+    ("volunteer_version", "Volunteer version", "Nodes", Source::Cluster("volunteer_version")),
+    ("extensions", "Extension", "Nodes", Source::Extensions),
 ];
 
-/// A node_facts row is recent when its cluster's latest report is: every row
-/// carries that report's received_at.
+/// A cluster is recent when its latest report is; node groups carry that
+/// report's received_at.
 const RECENT: &str = "received_at >= now() - make_interval(days => $1)";
+
+impl Source {
+    /// value, clusters, count; by count, most first, then by value (byte
+    /// order, COLLATE "C": not the server's locale), unknown last.
+    fn sql(self) -> String {
+        let order = |value: &str| format!("ORDER BY 3 DESC, ({value}) COLLATE \"C\" NULLS LAST");
+        match self {
+            Source::Cluster(c) => format!(
+                "SELECT {c}, count(*), sum(nodes)::bigint FROM clusters WHERE {RECENT} \
+                 GROUP BY 1 {}",
+                order(c)
+            ),
+            // Per cluster first: a cluster with two pools of one value
+            // counts once.
+            Source::Node(c) => format!(
+                "SELECT v, count(*), sum(n)::bigint FROM ( \
+                     SELECT cluster_id, {c} AS v, sum(nodes) AS n FROM cluster_nodes \
+                     WHERE {RECENT} GROUP BY 1, 2) AS per_cluster \
+                 GROUP BY 1 {}",
+                order("v")
+            ),
+            Source::Accelerators => format!(
+                "SELECT a.key, count(*), sum(a.value::bigint)::bigint \
+                 FROM clusters, jsonb_each_text(accelerators) AS a \
+                 WHERE {RECENT} AND accelerators <> '{{}}' GROUP BY 1 {}",
+                order("a.key")
+            ),
+            Source::Extensions => format!(
+                "SELECT e.key || '=' || e.value, count(*), sum(nodes)::bigint \
+                 FROM clusters, jsonb_each_text(extensions) AS e \
+                 WHERE {RECENT} AND extensions <> '{{}}' GROUP BY 1 {}",
+                order("e.key || '=' || e.value")
+            ),
+        }
+    }
+}
 
 /// One value of a breakdown: how many nodes have it, and in how many
 /// clusters. `None` is a value no report gave.
@@ -41,8 +99,9 @@ pub struct Summary {
     pub days: i32,
     pub clusters: i64,
     pub nodes: i64,
-    /// One per entry of `BREAKDOWNS`, in its order; rows by nodes, most
-    /// first, then by value (byte order), unknown last.
+    pub nodes_with_accelerators: i64,
+    /// One per entry of `BREAKDOWNS`, in its order; rows by their count,
+    /// most first, then by value (byte order), unknown last.
     pub breakdowns: Vec<Vec<Row>>,
 }
 
@@ -57,19 +116,15 @@ pub fn summary(args: &SummaryArgs) -> Result<Summary, Error> {
         .start()?;
     let totals = tx.query_one(
         &format!(
-            "SELECT (SELECT count(*) FROM cluster_latest WHERE {RECENT}), \
-                    (SELECT count(*) FROM node_facts WHERE {RECENT})"
+            "SELECT count(*), coalesce(sum(nodes), 0)::bigint, \
+                    coalesce(sum(nodes_with_accelerators), 0)::bigint \
+             FROM clusters WHERE {RECENT}"
         ),
         &[&args.days],
     )?;
     let mut breakdowns = Vec::with_capacity(BREAKDOWNS.len());
-    for (column, _) in BREAKDOWNS {
-        // COLLATE "C": the order must not depend on the server's locale.
-        let sql = format!(
-            "SELECT {column}, count(DISTINCT cluster_id), count(*) FROM node_facts \
-             WHERE {RECENT} GROUP BY 1 ORDER BY 3 DESC, {column} COLLATE \"C\" NULLS LAST"
-        );
-        let rows = tx.query(&sql, &[&args.days])?;
+    for (.., source) in BREAKDOWNS {
+        let rows = tx.query(&source.sql(), &[&args.days])?;
         let rows = rows
             .iter()
             .map(|r| {
@@ -87,6 +142,7 @@ pub fn summary(args: &SummaryArgs) -> Result<Summary, Error> {
         days: args.days,
         clusters: totals.try_get(0)?,
         nodes: totals.try_get(1)?,
+        nodes_with_accelerators: totals.try_get(2)?,
         breakdowns,
     })
 }
@@ -96,21 +152,21 @@ impl Summary {
     pub fn text(&self) -> String {
         let unit = if self.days == 1 { "day" } else { "days" };
         let mut out = format!(
-            "Clusters: {}   Nodes: {}   (seen in the last {} {unit})\n",
-            self.clusters, self.nodes, self.days
+            "Clusters: {}   Nodes: {}   Nodes with accelerators: {}   (seen in the last {} {unit})\n",
+            self.clusters, self.nodes, self.nodes_with_accelerators, self.days
         );
-        for ((_, heading), rows) in BREAKDOWNS.iter().zip(&self.breakdowns) {
+        for ((_, heading, count, _), rows) in BREAKDOWNS.iter().zip(&self.breakdowns) {
             let names: Vec<String> = rows.iter().map(|r| printable(&r.value)).collect();
             let clusters: Vec<String> = rows.iter().map(|r| r.clusters.to_string()).collect();
             let nodes: Vec<String> = rows.iter().map(|r| r.nodes.to_string()).collect();
             let (name_w, clusters_w, nodes_w) = (
                 width(heading, &names),
                 width("Clusters", &clusters),
-                width("Nodes", &nodes),
+                width(count, &nodes),
             );
             out.push_str(&format!(
-                "\n{heading:<name_w$}   {:>clusters_w$}  {:>nodes_w$}\n",
-                "Clusters", "Nodes"
+                "\n{heading:<name_w$}   {:>clusters_w$}  {count:>nodes_w$}\n",
+                "Clusters"
             ));
             for ((name, c), n) in names.iter().zip(&clusters).zip(&nodes) {
                 out.push_str(&format!(
@@ -121,24 +177,26 @@ impl Summary {
         out
     }
 
-    /// The same numbers for scripts: `days`, `clusters`, `nodes`, then one
-    /// list per breakdown of `{"value", "clusters", "nodes"}`, `value` null
-    /// when unknown. One line.
+    /// The same numbers for scripts: `days`, `clusters`, `nodes`,
+    /// `nodes_with_accelerators`, then one list per breakdown of `{"value",
+    /// "clusters", "nodes"}` (`"count"` for accelerators), `value` null when
+    /// unknown. One line.
     pub fn json(&self) -> String {
         // Written by hand to keep this order for people reading it; every
         // string from a report goes through serde_json, so none is escaped
         // by hand.
         let mut out = format!(
-            "{{\"days\": {}, \"clusters\": {}, \"nodes\": {}",
-            self.days, self.clusters, self.nodes
+            "{{\"days\": {}, \"clusters\": {}, \"nodes\": {}, \"nodes_with_accelerators\": {}",
+            self.days, self.clusters, self.nodes, self.nodes_with_accelerators
         );
-        for ((key, _), rows) in BREAKDOWNS.iter().zip(&self.breakdowns) {
+        for ((key, _, count, _), rows) in BREAKDOWNS.iter().zip(&self.breakdowns) {
+            let count = count.to_lowercase();
             let rows: Vec<String> = rows
                 .iter()
                 .map(|r| {
                     let value = Value::from(r.value.clone());
                     format!(
-                        "{{\"value\": {value}, \"clusters\": {}, \"nodes\": {}}}",
+                        "{{\"value\": {value}, \"clusters\": {}, \"{count}\": {}}}",
                         r.clusters, r.nodes
                     )
                 })
@@ -187,12 +245,14 @@ mod tests {
 
     fn example() -> Summary {
         let mut breakdowns = vec![Vec::new(); BREAKDOWNS.len()];
-        breakdowns[0] = vec![row(Some("v1.29.4"), 2, 9), row(None, 1, 3)];
-        breakdowns[6] = vec![row(Some("evil\u{1b}[2J"), 1, 12)];
+        breakdowns[2] = vec![row(Some("v1.29.4"), 2, 9), row(None, 1, 3)];
+        breakdowns[9] = vec![row(Some("nvidia.com/gpu"), 1, 16)];
+        breakdowns[11] = vec![row(Some("evil\u{1b}[2J"), 1, 12)];
         Summary {
             days: 30,
             clusters: 3,
             nodes: 12,
+            nodes_with_accelerators: 2,
             breakdowns,
         }
     }
@@ -201,7 +261,11 @@ mod tests {
     fn tables_align_columns_and_name_unknown_values() {
         let text = example().text();
         let want = "\
-Clusters: 3   Nodes: 12   (seen in the last 30 days)
+Clusters: 3   Nodes: 12   Nodes with accelerators: 2   (seen in the last 30 days)
+
+Distribution   Clusters  Nodes
+
+Minor version   Clusters  Nodes
 
 Master version   Clusters  Nodes
 v1.29.4                 2      9
@@ -210,9 +274,11 @@ v1.29.4                 2      9
 Kubelet version   Clusters  Nodes
 ";
         assert!(text.starts_with(want), "got:\n{text}");
+        let accelerators = "Accelerator      Clusters  Count\nnvidia.com/gpu          1     16\n";
+        assert!(text.contains(accelerators), "got:\n{text}");
         assert!(
             text.ends_with(
-                "Cloud provider    Clusters  Nodes\n\"evil\\u{1b}[2J\"          1     12\n"
+                "Extension         Clusters  Nodes\n\"evil\\u{1b}[2J\"          1     12\n"
             ),
             "got:\n{text}"
         );
@@ -224,12 +290,17 @@ Kubelet version   Clusters  Nodes
         assert_eq!(v["clusters"], 3);
         assert_eq!(v["nodes"], 12);
         assert_eq!(v["days"], 30);
+        assert_eq!(v["nodes_with_accelerators"], 2);
+        assert_eq!(
+            v["accelerators"],
+            json!([{"value": "nvidia.com/gpu", "clusters": 1, "count": 16}])
+        );
         assert_eq!(
             v["master_version"],
             json!([{"value": "v1.29.4", "clusters": 2, "nodes": 9},
                    {"value": null, "clusters": 1, "nodes": 3}])
         );
-        for (key, _) in BREAKDOWNS {
+        for (key, ..) in BREAKDOWNS {
             assert!(v[key].is_array(), "{key} missing");
         }
     }
