@@ -1,8 +1,9 @@
 -- wrk script for bench/ingest: POSTs the seed example with 3 nodes (~750
--- bytes), each with its own reportID, and counts 204s and everything else.
+-- bytes), each with its own reportID and one of 10,000 cluster IDs, and
+-- counts 204s and everything else.
 
 local body = [[{"metadata": {"timestamp": "1437174715", "reportID": "%s"},
- "payload": {"clusterID": "612e0f99-1912-4647-831d-ba4c3d918b66", "nodes": [
+ "payload": {"clusterID": "bench-cluster-%d", "nodes": [
   {"status": {"capacity": {"cpu": "1", "memory": "505020Ki", "pods": "40"},
    "nodeInfo": {"osImage": "CoreOS 738.1.0", "kernelVersion": "4.0.7-coreos-r2", "kubeletVersion": "v1.0.3", "containerRuntimeVersion": "docker://1.6.2"}}},
   {"status": {"capacity": {"cpu": "2", "memory": "1010040Ki", "pods": "40"},
@@ -24,7 +25,7 @@ end
 function request()
   n = n + 1
   local headers = {["Content-Type"] = "application/json"}
-  return wrk.format("POST", "/api/v1/stats", headers, string.format(body, "bench-" .. id .. "-" .. n))
+  return wrk.format("POST", "/api/v1/stats", headers, string.format(body, "bench-" .. id .. "-" .. n, math.random(10000)))
 end
 
 function response(status, headers, body)

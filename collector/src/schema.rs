@@ -73,6 +73,13 @@ pub fn version(client: &mut Client) -> Result<i32, postgres::Error> {
     }
 }
 
+/// Whether the first release's table `reports` is still here, for
+/// `migrate` to move.
+pub fn has_legacy(client: &mut impl GenericClient) -> Result<bool, postgres::Error> {
+    let row = client.query_one("SELECT to_regclass('reports') IS NOT NULL", &[])?;
+    Ok(row.get(0))
+}
+
 /// A calendar month, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Month {

@@ -249,6 +249,12 @@ impl Writer {
                 0 => log::info!("schema up to date"),
                 n => log::info!("schema migrated ({n} migrations applied)"),
             }
+            if schema::has_legacy(&mut client)? {
+                log::warn!(
+                    "the first release's table reports is still here: its reports are not in \
+                     the views until `spartakus-collector migrate` moves them"
+                );
+            }
         }
         let statements = Statements::prepare(&mut client)?;
         Ok((client, statements))

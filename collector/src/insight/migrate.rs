@@ -49,8 +49,7 @@ pub fn migrate(args: &MigrateArgs) -> Result<Migrated, Error> {
         duplicates: 0,
         batches: 0,
     };
-    let legacy = "SELECT to_regclass('reports') IS NOT NULL";
-    if !client.query_one(legacy, &[])?.get::<_, bool>(0) {
+    if !schema::has_legacy(&mut client)? {
         return Ok(done);
     }
     done.legacy = true;
