@@ -37,21 +37,53 @@ fuzz_target!(|data: &[u8]| {
 fn check_accepted(format: Format, body: &[u8], r: &Report) {
     // Everything that was read is text; an accepted body has no invalid UTF-8.
     let text = std::str::from_utf8(body).expect("accepted body is UTF-8");
-    assert!(
-        text.contains(r.payload.as_str()),
-        "payload is not a substring of the body: {:?}",
-        r.payload
-    );
-    if format == Format::V1 {
-        let trimmed = text.trim_matches([' ', '\t', '\n', '\r']);
-        assert_eq!(r.payload, trimmed, "a v1 payload is the whole body");
-    }
     assert!(!r.payload.contains('\0'), "raw NUL in the payload");
     let payload: Tree = serde_json::from_str(&r.payload).expect("accepted payload is JSON");
-    let Tree::Object(_) = &payload else {
+    let Tree::Object(members) = &payload else {
         panic!("accepted payload is not an object");
     };
     assert!(!payload.has_nul(), "accepted a payload with a NUL");
+    assert!(
+        !members.iter().any(|(k, _)| names(k, SECRET)),
+        "stored a top-level accountSecret"
+    );
+    assert!(
+        !r.metadata.keys().any(|k| names(k, SECRET)),
+        "stored metadata.accountSecret"
+    );
+    // The payload as sent, when the whole body reads (it may be one level
+    // too deep for serde_json's recursion limit where the payload is not).
+    let sent = match format {
+        Format::V1 => serde_json::from_str::<Tree>(text).ok(),
+        Format::Current => serde_json::from_str::<Tree>(text)
+            .ok()
+            .and_then(|top| top.named("payload").cloned()),
+    };
+    match sent {
+        // Cut out: the payload is the rest, in order.
+        Some(Tree::Object(sent)) if sent.iter().any(|(k, _)| names(k, SECRET)) => {
+            let rest: Vec<_> = sent
+                .into_iter()
+                .filter(|(k, _)| !names(k, SECRET))
+                .collect();
+            assert_eq!(
+                payload,
+                Tree::Object(rest),
+                "payload is not the rest of the one sent"
+            );
+        }
+        _ => {
+            assert!(
+                text.contains(r.payload.as_str()),
+                "payload is not a substring of the body: {:?}",
+                r.payload
+            );
+            if format == Format::V1 {
+                let trimmed = text.trim_matches([' ', '\t', '\n', '\r']);
+                assert_eq!(r.payload, trimmed, "a v1 payload is the whole body");
+            }
+        }
+    }
 
     assert!(!r.cluster_id.is_empty(), "empty clusterID accepted");
     assert!(
@@ -114,18 +146,32 @@ fn check_accepted(format: Format, body: &[u8], r: &Report) {
             let Ok(top) = serde_json::from_str::<Tree>(text) else {
                 return;
             };
-            assert_eq!(
-                top.get("payload"),
-                Some(&payload),
-                "payload is not the body's"
-            );
+            let Tree::Object(fields) = &top else {
+                panic!("accepted a body that is not an object");
+            };
+            // One of each field, named in any case, and no other.
+            for (i, (k, _)) in fields.iter().enumerate() {
+                let at = TOP.iter().position(|n| names(k, n));
+                assert!(at.is_some(), "accepted the unknown field {k:?}");
+                assert!(
+                    !fields[..i]
+                        .iter()
+                        .any(|(j, _)| names(j, TOP[at.unwrap_or(0)])),
+                    "accepted {k:?} twice"
+                );
+            }
             let mut sent = r.metadata.clone();
             sent.remove("received_at");
             sent.remove("received_from");
             // A repeated key keeps its last value, as in serde_json and jsonb.
             let mut expected = std::collections::BTreeMap::new();
-            if let Some(Tree::Object(entries)) = top.get("metadata") {
-                expected.extend(entries.iter().map(|(k, v)| (k.clone(), v)));
+            if let Some(Tree::Object(entries)) = top.named("metadata") {
+                expected.extend(
+                    entries
+                        .iter()
+                        .filter(|(k, _)| !names(k, SECRET))
+                        .map(|(k, v)| (k.clone(), v)),
+                );
             }
             let mut expected: std::collections::BTreeMap<String, String> = expected
                 .into_iter()
@@ -141,10 +187,28 @@ fn check_accepted(format: Format, body: &[u8], r: &Report) {
     }
 }
 
+/// The top-level fields of a current-format body.
+const TOP: [&str; 4] = ["metadata", "payload", "accountID", "accountSecret"];
+const SECRET: &str = "accountSecret";
+
+/// Whether `key` names `name` as Go's encoding/json matches names: ASCII
+/// letters in any case, and U+017F and U+212A as `s` and `k`.
+fn names(key: &str, name: &str) -> bool {
+    let folded: String = key
+        .chars()
+        .map(|c| match c {
+            '\u{17F}' => 's',
+            '\u{212A}' => 'k',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    folded == name.to_ascii_lowercase()
+}
+
 /// A JSON value as written. Not `serde_json::Value`: with the raw_value
 /// feature, Value reads an object keyed `$serde_json::private::RawValue` as
 /// the JSON text in its string, which is not what PostgreSQL will read.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Tree {
     Null,
     Bool(bool),
@@ -162,6 +226,14 @@ impl Tree {
     fn get(&self, name: &str) -> Option<&Tree> {
         match self {
             Tree::Object(entries) => entries.iter().rev().find(|(k, _)| k == name).map(|e| &e.1),
+            _ => None,
+        }
+    }
+    /// The entry whose key names `name` in any case; accepted bodies have
+    /// at most one.
+    fn named(&self, name: &str) -> Option<&Tree> {
+        match self {
+            Tree::Object(entries) => entries.iter().find(|(k, _)| names(k, name)).map(|e| &e.1),
             _ => None,
         }
     }
@@ -260,7 +332,14 @@ fn check_refused(format: Format, m: &str) {
                         && (m.ends_with(": must be a string")
                             || m.ends_with(": contains a NUL character"))
                     || m.strip_suffix(": unknown field; a report has only metadata and payload")
-                        .is_some_and(|key| key != "metadata" && key != "payload")
+                        .is_some_and(|key| !TOP.iter().any(|n| names(key, n)))
+                    || m.strip_suffix(", as field names match in any case; send it once")
+                        .and_then(|m| m.split_once(": repeats "))
+                        .is_some_and(|(k, first)| {
+                            TOP.iter().any(|n| names(k, n) && names(first, n))
+                        })
+                    || m == "accountID: must be a string"
+                    || m == "accountSecret: must be a string"
             }
         };
     assert!(known, "unexpected error message for {format:?}: {m:?}");

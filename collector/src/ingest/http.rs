@@ -18,6 +18,12 @@ use tiny_http::BodyError;
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER: &str = "5";
 
+/// `GET /`: what this is, for a person who opens it and for load balancers
+/// that check `/` by default (a GCE Ingress does). No version: the build
+/// stays off the public port with --metrics-listen.
+const ROOT: &str =
+    r#"{"service":"spartakus-collector","submit":"POST /api/v1/stats","health":"/healthz"}"#;
+
 /// What the routes share.
 pub struct App {
     pub store: Arc<dyn Store>,
@@ -107,6 +113,7 @@ pub fn route(req: &Incoming, body: &mut ReadBody, app: &App) -> Answer {
         ("/api/v1/stats", "POST") => ingest(Format::Current, req, body, app),
         ("/api/v1", "POST") => ingest(Format::V1, req, body, app),
         ("/api/v1/stats" | "/api/v1", _) => not_allowed("POST"),
+        ("/", _) if read => Answer::json(200, ROOT.into()),
         ("/health" | "/healthz", _) if read => Answer::json(200, r#"{"status":"ok"}"#.into()),
         ("/readyz", _) if read => {
             if app.store.ready() {
@@ -116,7 +123,7 @@ pub fn route(req: &Incoming, body: &mut ReadBody, app: &App) -> Answer {
             }
         }
         ("/version" | "/metrics", _) if read => route_metrics(req, app),
-        ("/health" | "/healthz" | "/readyz" | "/version" | "/metrics", _) => {
+        ("/" | "/health" | "/healthz" | "/readyz" | "/version" | "/metrics", _) => {
             not_allowed("GET, HEAD")
         }
         _ => not_found(),
@@ -153,7 +160,7 @@ fn options(path: &str) -> Answer {
     let allow = match path {
         "*" => "GET, HEAD, POST, OPTIONS",
         "/api/v1/stats" | "/api/v1" => "POST, OPTIONS",
-        "/health" | "/healthz" | "/readyz" | "/version" | "/metrics" => "GET, HEAD, OPTIONS",
+        "/" | "/health" | "/healthz" | "/readyz" | "/version" | "/metrics" => "GET, HEAD, OPTIONS",
         _ => return not_found(),
     };
     Answer::no_content().header("Allow", allow)
@@ -336,7 +343,10 @@ mod tests {
             (get("/readyz"), b"", 200),
             (get("/version"), b"", 200),
             (get("/metrics"), b"", 200),
-            (get("/"), b"", 404),
+            (get("/"), b"", 200),
+            (get("/?from=lb"), b"", 200),
+            (post("/", json), REPORT, 405),
+            (get("/index.html"), b"", 404),
         ];
         for (req, body, want) in cases {
             let (app, _) = fake_app(None);
@@ -374,6 +384,7 @@ mod tests {
         for (url, allow) in [
             ("*", "GET, HEAD, POST, OPTIONS"),
             ("/api/v1/stats", "POST, OPTIONS"),
+            ("/", "GET, HEAD, OPTIONS"),
         ] {
             let req = Incoming {
                 method: "OPTIONS",
@@ -385,6 +396,28 @@ mod tests {
                 (got.status, got.headers),
                 (204, vec![("Allow", allow.to_string())])
             );
+        }
+    }
+
+    #[test]
+    fn root_describes_the_service_without_its_version() {
+        for metrics_apart in [false, true] {
+            let (mut app, _) = fake_app(None);
+            app.metrics_apart = metrics_apart;
+            for method in ["GET", "HEAD"] {
+                let req = Incoming {
+                    method,
+                    url: "/",
+                    ..Incoming::default()
+                };
+                let got = call(&req, b"", &app);
+                assert_eq!((got.status, got.content_type), (200, "application/json"));
+                let v: serde_json::Value = serde_json::from_str(&got.body).expect("json");
+                assert_eq!(v["service"], "spartakus-collector");
+                assert_eq!(v["submit"], "POST /api/v1/stats");
+                assert_eq!(v["health"], "/healthz");
+                assert!(!got.body.contains(app.version), "{}", got.body);
+            }
         }
     }
 

@@ -6,15 +6,34 @@
 //!
 //! * `POST /api/v1/stats`, the current one:
 //!   `{"metadata": {"<key>": "<string>", ...}, "payload": {"clusterID": "...", ...}}`
+//!   - The top-level names match in any case, as Go's encoding/json matched
+//!     them for the seed collector: its volunteer sent `{"Metadata": ...,
+//!     "Payload": ...}`, since its `MarshalJSON` had a pointer receiver and
+//!     was never called. Two keys naming one field (`payload` and
+//!     `Payload`) are refused; any other key is refused as unknown, except
+//!     the seed's `accountID` and `accountSecret` (strings), which are
+//!     dropped: the seed collector kept neither once it dropped Tectonic
+//!     accounts.
 //!   - `metadata`: optional object of string values. `reportID`, when present,
 //!     makes retries idempotent. `received_at` and `received_from` are the
 //!     collector's own and always overwritten.
 //!   - `payload`: required object with a non-empty string `clusterID`; stored as
-//!     sent, unknown fields included (numbers keep every digit).
+//!     sent, unknown fields included (numbers keep every digit). The
+//!     starter's `{"clusterID", "kubernetesNodes": [{"status": {"capacity",
+//!     "nodeInfo"}}]}` is such a payload, kept as it is.
 //! * `POST /api/v1`, the flat record of the Go spartakus v1.0 volunteer:
 //!   `{"version", "timestamp", "clusterID", "masterVersion", "nodes", "extensions"}`.
 //!   The whole record is the payload; its `timestamp` (string or integer)
-//!   becomes `metadata.timestamp`.
+//!   becomes `metadata.timestamp`. Its names match exactly, as the views
+//!   read them.
+//!
+//! `accountSecret` is never stored: the one exception to "stored as sent".
+//! The seed put it at the top of the body, beside `accountID`; a key that
+//! names it (in any case, as above) at the top of the metadata or of the
+//! payload (either format) is removed too. A payload that has one is
+//! rewritten without it: each such member goes with one comma beside it,
+//! and every other byte stays as sent. Deeper keys are the payload's own
+//! and kept; no volunteer ever put a secret there.
 //!
 //! Bad data is the client's fault, so it is refused here, with 400 and the
 //! field's name, and never reaches PostgreSQL, where it would fail a whole
@@ -44,9 +63,10 @@
 //!
 //! The payload is checked without building it (`scan`), since it is stored
 //! as its text and this is the hot path of every report: one serde pass,
-//! then one byte pass for its numbers (`numbers_fit`).
+//! then one byte pass for its numbers (`numbers_fit`), and one more
+//! (`without_secret`) only for a payload with an `accountSecret`.
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -58,7 +78,8 @@ pub struct Report {
     pub report_id: Option<String>,
     /// The final metadata, including `received_at` and `received_from`.
     pub metadata: BTreeMap<String, String>,
-    /// The payload's JSON text exactly as the client sent it.
+    /// The payload's JSON text exactly as the client sent it, less any
+    /// top-level `accountSecret`.
     pub payload: String,
     /// Unix seconds.
     pub received_at: i64,
@@ -149,7 +170,10 @@ pub fn parse(
         cluster_id,
         report_id,
         metadata,
-        payload: raw.get().to_string(),
+        payload: match top.secret {
+            true => without_secret(raw.get()),
+            false => raw.get().to_string(),
+        },
         received_at,
         received_micros: received_at * 1_000_000,
         received_from: received_from.to_string(),
@@ -164,31 +188,58 @@ fn at_most(field: &str, value: &str, max: usize) -> Result<(), String> {
     }
 }
 
+/// A report's top-level fields, in the order of `TOP`.
+const TOP: [&str; 4] = ["metadata", "payload", "accountID", "accountSecret"];
+
+/// Splits a current-format body into its metadata and its payload. The
+/// seed's `accountID` and `accountSecret` are read and dropped.
 fn split_current(body: &[u8]) -> Result<(BTreeMap<String, String>, &RawValue), String> {
-    let top: BTreeMap<String, &RawValue> = serde_json::from_slice(body).map_err(|e| {
+    let Members(members) = serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
             "body: must be a JSON object with metadata and payload".to_string()
         } else {
             json_error(e)
         }
     })?;
-    if let Some(unknown) = top.keys().find(|k| *k != "metadata" && *k != "payload") {
-        return Err(format!(
-            "{unknown}: unknown field; a report has only metadata and payload"
-        ));
+    // Each of TOP: the key as sent, and its value.
+    let mut found: [Option<(String, &RawValue)>; 4] = Default::default();
+    for (key, value) in members {
+        let Some(at) = TOP.iter().position(|name| names(&key, name)) else {
+            return Err(format!(
+                "{key}: unknown field; a report has only metadata and payload"
+            ));
+        };
+        if let Some((first, _)) = &found[at] {
+            // Go kept the last of them; which one was meant is a guess.
+            return Err(format!(
+                "{key}: repeats {first}, as field names match in any case; send it once"
+            ));
+        }
+        found[at] = Some((key, value));
     }
-    let mut metadata = BTreeMap::new();
-    if let Some(raw) = top.get("metadata").filter(|r| r.get() != "null") {
+    let [metadata, payload, account_id, account_secret] = found;
+    for (name, value) in [(TOP[2], account_id), (TOP[3], account_secret)] {
+        if let Some((_, raw)) = value {
+            // Read, though dropped: a body with broken JSON in it is refused.
+            match serde_json::from_str::<Option<String>>(raw.get()) {
+                Ok(_) => {}
+                Err(e) if e.is_data() => return Err(format!("{name}: must be a string")),
+                Err(e) => return Err(json_error(e)),
+            }
+        }
+    }
+    let mut map = BTreeMap::new();
+    if let Some((_, raw)) = metadata.filter(|(_, r)| r.get() != "null") {
         at_most("metadata", raw.get(), MAX_METADATA)?;
         // Each value is taken as raw text and decoded only if it is a JSON
         // string: decoding into serde_json's Value would accept the object
         // {"$serde_json::private::RawValue": "\"x\""} as the string "x".
-        let map: BTreeMap<String, &RawValue> = match serde_json::from_str(raw.get()) {
-            Ok(map) => map,
+        let entries: BTreeMap<String, &RawValue> = match serde_json::from_str(raw.get()) {
+            Ok(entries) => entries,
             Err(e) if e.is_data() => return Err("metadata: must be an object".into()),
             Err(e) => return Err(json_error(e)),
         };
-        for (key, value) in map {
+        for (key, value) in entries {
             if !value.get().starts_with('"') {
                 return Err(format!("metadata.{key}: must be a string"));
             }
@@ -196,11 +247,128 @@ fn split_current(body: &[u8]) -> Result<(BTreeMap<String, String>, &RawValue), S
             if text.contains('\0') || key.contains('\0') {
                 return Err(format!("metadata.{key}: contains a NUL character"));
             }
-            metadata.insert(key, text);
+            if !names(&key, SECRET) {
+                map.insert(key, text);
+            }
         }
     }
-    let raw = top.get("payload").ok_or("payload: required")?;
-    Ok((metadata, raw))
+    let (_, raw) = payload.ok_or("payload: required")?;
+    Ok((map, raw))
+}
+
+/// The key that is never stored, wherever `names` finds it: at the top of
+/// the body, of the metadata or of the payload.
+const SECRET: &str = "accountSecret";
+
+/// Whether `key` names the field `name` (ASCII) as Go's encoding/json, and
+/// so the seed collector, matched them: in any case. Under Unicode's simple
+/// case folding, which Go uses, two more characters fold to ASCII letters:
+/// the long s (U+017F) and the Kelvin sign (U+212A).
+fn names(key: &str, name: &str) -> bool {
+    let mut chars = key.chars();
+    name.bytes().all(|n| {
+        let c = match chars.next() {
+            Some('\u{17F}') => 's',
+            Some('\u{212A}') => 'k',
+            Some(c) => c,
+            None => return false,
+        };
+        c.eq_ignore_ascii_case(&char::from(n))
+    }) && chars.next().is_none()
+}
+
+/// A JSON object's members in order, duplicates kept, values as sent.
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(MembersVisitor)
+    }
+}
+
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = Members<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+        let mut members = Vec::new();
+        while let Some(member) = map.next_entry()? {
+            members.push(member);
+        }
+        Ok(Members(members))
+    }
+}
+
+/// `object`'s text without its top-level `accountSecret` members: each is
+/// cut out with the comma after it (before it, for the last one), and
+/// every other byte stays as sent. `object` is an object `scan` has read.
+fn without_secret(object: &str) -> String {
+    let b = object.as_bytes();
+    // Where each member's key starts and its value ends, and whether it is
+    // the secret.
+    let mut members = Vec::new();
+    let mut at = skip_ws(b, 1);
+    while b.get(at) == Some(&b'"') {
+        let start = at;
+        at += 1 + string_end(&b[at + 1..]);
+        // Every key here decodes (scan read them); one that did not would
+        // go, rather than risk keeping a secret.
+        let secret = serde_json::from_str::<String>(&object[start..at])
+            .map_or(true, |key| names(&key, SECRET));
+        // Past the colon and the whitespace around it.
+        at = skip_ws(b, skip_ws(b, at) + 1);
+        at = value_end(b, at);
+        members.push((start, at, secret));
+        at = skip_ws(b, at);
+        if b.get(at) == Some(&b',') {
+            at = skip_ws(b, at + 1);
+        }
+    }
+    let (Some(first), Some(last)) = (members.first(), members.last()) else {
+        return object.to_string();
+    };
+    let mut out = String::with_capacity(object.len());
+    out.push_str(&object[..first.0]);
+    let kept: Vec<usize> = (0..members.len()).filter(|&i| !members[i].2).collect();
+    for (n, &i) in kept.iter().enumerate() {
+        let (start, end, _) = members[i];
+        out.push_str(&object[start..end]);
+        if n + 1 < kept.len() {
+            out.push_str(&object[end..members[i + 1].0]);
+        }
+    }
+    out.push_str(&object[last.1..]);
+    out
+}
+
+fn skip_ws(b: &[u8], mut at: usize) -> usize {
+    while matches!(b.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
+}
+
+/// Where the JSON value starting at `at` ends, in text serde_json has read.
+fn value_end(b: &[u8], mut at: usize) -> usize {
+    let mut depth = 0usize;
+    while let Some(&c) = b.get(at) {
+        match c {
+            b'"' => at += string_end(&b[at + 1..]),
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth == 0 => return at,
+            b'}' | b']' => depth -= 1,
+            b',' | b' ' | b'\t' | b'\n' | b'\r' if depth == 0 => return at,
+            _ => {}
+        }
+        at += 1;
+        if depth == 0 && matches!(c, b'"' | b'}' | b']') {
+            return at;
+        }
+    }
+    at
 }
 
 fn json_error(e: serde_json::Error) -> String {
@@ -211,6 +379,8 @@ fn json_error(e: serde_json::Error) -> String {
 struct TopLevel {
     cluster_id: Text,
     timestamp: Text,
+    /// Whether a key `names` accountSecret is among them.
+    secret: bool,
 }
 
 /// A top-level value the collector reads, as far as it matters.
@@ -305,11 +475,16 @@ impl<'de> Visitor<'de> for Object {
         let mut top = TopLevel {
             cluster_id: Text::Absent,
             timestamp: Text::Absent,
+            secret: false,
         };
         while let Some(key) = map.next_key_seed(KeyName)? {
             match key {
                 Key::ClusterId => top.cluster_id = map.next_value_seed(Field)?,
                 Key::Timestamp => top.timestamp = map.next_value_seed(Field)?,
+                Key::Secret => {
+                    top.secret = true;
+                    map.next_value_seed(Any)?;
+                }
                 Key::Other => map.next_value_seed(Any)?,
             }
         }
@@ -321,6 +496,7 @@ impl<'de> Visitor<'de> for Object {
 enum Key {
     ClusterId,
     Timestamp,
+    Secret,
     Other,
 }
 
@@ -343,6 +519,7 @@ impl Visitor<'_> for KeyName {
         match v {
             "clusterID" => Ok(Key::ClusterId),
             "timestamp" => Ok(Key::Timestamp),
+            _ if names(v, SECRET) => Ok(Key::Secret),
             _ if v.contains('\0') => Err(E::custom(NUL)),
             _ => Ok(Key::Other),
         }
@@ -442,304 +619,7 @@ impl<'de> Visitor<'de> for Any {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SEED: &str = r#"{"metadata": {"timestamp": "1437174715"},
- "payload": {"clusterID": "612e0f99-1912-4647-831d-ba4c3d918b66",
-   "nodes": [{"status": {"capacity": {"cpu": "1", "memory": "505020Ki", "pods": "40"},
-     "nodeInfo": {"osImage": "CoreOS 738.1.0", "kernelVersion": "4.0.7-coreos-r2",
-       "kubeletVersion": "v1.0.3", "containerRuntimeVersion": "docker://1.6.2"}}}]}}"#;
-
-    #[test]
-    fn seed_example_is_stamped_and_kept_verbatim() {
-        let r = parse(Format::Current, SEED.as_bytes(), 1437174812, "192.0.2.145").expect("valid");
-        assert_eq!(r.cluster_id, "612e0f99-1912-4647-831d-ba4c3d918b66");
-        assert_eq!(r.report_id, None);
-        assert_eq!(r.metadata["timestamp"], "1437174715");
-        assert_eq!(r.metadata["received_at"], "1437174812");
-        assert_eq!(r.metadata["received_from"], "192.0.2.145");
-        assert!(
-            r.payload.starts_with(r#"{"clusterID": "612e0f99"#),
-            "{}",
-            r.payload
-        );
-    }
-
-    #[test]
-    fn client_cannot_set_the_collectors_fields() {
-        let body = r#"{"metadata": {"received_at": "1", "received_from": "10.0.0.1", "reportID": "r1"},
-            "payload": {"clusterID": "c"}}"#;
-        let r = parse(Format::Current, body.as_bytes(), 99, "192.0.2.1").expect("valid");
-        assert_eq!(r.metadata["received_at"], "99");
-        assert_eq!(r.metadata["received_from"], "192.0.2.1");
-        assert_eq!(r.report_id.as_deref(), Some("r1"));
-    }
-
-    #[test]
-    fn big_numbers_keep_every_digit() {
-        let body = r#"{"payload": {"clusterID": "c", "n": 123456789012345678901234567890}}"#;
-        let r = parse(Format::Current, body.as_bytes(), 1, "h").expect("valid");
-        assert!(r.payload.contains("123456789012345678901234567890"));
-    }
-
-    #[test]
-    fn bad_shapes_name_the_field() {
-        let cases = [
-            ("", "body: invalid JSON"),
-            ("{", "body: invalid JSON"),
-            ("[]", "body: must be a JSON object"),
-            (
-                r#"{"payload": {"clusterID": "c"}, "extra": 1}"#,
-                "extra: unknown field",
-            ),
-            (r#"{"metadata": {}}"#, "payload: required"),
-            (
-                r#"{"payload": []}"#,
-                "payload: invalid type: sequence, expected an object",
-            ),
-            (r#"{"payload": {}}"#, "payload.clusterID: required"),
-            (
-                r#"{"payload": {"clusterID": ""}}"#,
-                "payload.clusterID: required",
-            ),
-            (
-                r#"{"payload": {"clusterID": 7}}"#,
-                "payload.clusterID: required",
-            ),
-            (
-                r#"{"metadata": [], "payload": {"clusterID": "c"}}"#,
-                "metadata: must be an object",
-            ),
-            (
-                r#"{"metadata": {"a": 1}, "payload": {"clusterID": "c"}}"#,
-                "metadata.a: must be a string",
-            ),
-            // serde_json's Value would take this object for the string "x".
-            (
-                r#"{"metadata": {"a": {"$serde_json::private::RawValue": "\"x\""}}, "payload": {"clusterID": "c"}}"#,
-                "metadata.a: must be a string",
-            ),
-            (
-                r#"{"metadata": {"a": "\u0000"}, "payload": {"clusterID": "c"}}"#,
-                "metadata.a: contains a NUL",
-            ),
-            (
-                r#"{"payload": {"clusterID": "c", "x": ["\u0000"]}}"#,
-                "payload: contains a NUL",
-            ),
-            (
-                r#"{"metadata": {"reportID": ""}, "payload": {"clusterID": "c"}}"#,
-                "metadata.reportID: must be",
-            ),
-            (
-                r#"{"payload": {"clusterID": "c", "n": 1e400}}"#,
-                "body: invalid JSON",
-            ),
-        ];
-        for (body, want) in cases {
-            let got = parse(Format::Current, body.as_bytes(), 1, "h").expect_err(body);
-            assert!(
-                got.starts_with(want),
-                "body {body}: want {want:?}, got {got:?}"
-            );
-        }
-        let deep = "[".repeat(100_000);
-        let got = parse(Format::Current, deep.as_bytes(), 1, "h").expect_err("deep");
-        assert!(got.starts_with("body: must be a JSON object"), "{got}");
-        let deep = format!(
-            r#"{{"payload": {{"clusterID": "c", "x": {deep}{}}}}}"#,
-            "]".repeat(100_000)
-        );
-        let got = parse(Format::Current, deep.as_bytes(), 1, "h").expect_err("deep");
-        assert!(got.contains("recursion limit exceeded"), "{got}");
-        let got = parse(
-            Format::Current,
-            b"{\"payload\": {\"clusterID\": \"\xff\"}}",
-            1,
-            "h",
-        );
-        assert!(got.expect_err("utf8").starts_with("body: invalid JSON"));
-    }
-
-    #[test]
-    fn each_cap_takes_its_limit_and_refuses_one_byte_more() {
-        let current = |id: &str, report_id: &str, pad: &str| {
-            format!(
-                r#"{{"metadata": {{"reportID": "{report_id}", "pad": "{pad}"}}, "payload": {{"clusterID": "{id}"}}}}"#
-            )
-        };
-        let metadata = |n: usize| {
-            current(
-                "c",
-                "r",
-                &"m".repeat(n - r#"{"reportID": "r", "pad": ""}"#.len()),
-            )
-        };
-        let payload = |n: usize| {
-            let pad = "p".repeat(n - r#"{"clusterID": "c", "pad": ""}"#.len());
-            format!(r#"{{"payload": {{"clusterID": "c", "pad": "{pad}"}}}}"#)
-        };
-        let v1 = |id: &str, t: &str| format!(r#"{{"clusterID": "{id}", "timestamp": "{t}"}}"#);
-        // A body whose capped value is `n` bytes long.
-        type Body<'a> = &'a dyn Fn(usize) -> String;
-        let cases: [(Format, Body, usize, &str); 6] = [
-            (
-                Format::Current,
-                &|n| current(&"c".repeat(n), "r", ""),
-                256,
-                "payload.clusterID: at most 256 bytes",
-            ),
-            (
-                Format::Current,
-                &|n| current("c", &"r".repeat(n), ""),
-                256,
-                "metadata.reportID: must be 1 to 256 bytes",
-            ),
-            (
-                Format::Current,
-                &metadata,
-                65536,
-                "metadata: at most 65536 bytes",
-            ),
-            (
-                Format::Current,
-                &payload,
-                32 << 20,
-                "payload: at most 33554432 bytes",
-            ),
-            (
-                Format::V1,
-                &|n| v1(&"c".repeat(n), "1"),
-                256,
-                "clusterID: at most 256 bytes",
-            ),
-            (
-                Format::V1,
-                &|n| v1("c", &"1".repeat(n)),
-                64,
-                "timestamp: at most 64 bytes",
-            ),
-        ];
-        for (format, body, cap, want) in cases {
-            let at_cap = body(cap);
-            assert!(
-                parse(format, at_cap.as_bytes(), 1, "h").is_ok(),
-                "{want}: the cap itself"
-            );
-            let over = body(cap + 1);
-            let got = parse(format, over.as_bytes(), 1, "h").expect_err(want);
-            assert_eq!(got, want);
-        }
-        let v1_body = format!(r#"{{"clusterID": "c", "pad": "{}"}}"#, "p".repeat(32 << 20));
-        let got = parse(Format::V1, v1_body.as_bytes(), 1, "h").expect_err("v1 body");
-        assert_eq!(got, "body: at most 33554432 bytes");
-    }
-
-    #[test]
-    fn numbers_numeric_cannot_hold_are_refused() {
-        let fraction = |n: usize| format!("0.{}1", "0".repeat(n - 1));
-        let ok = [
-            "1E-16383",
-            "-0e-16383",
-            "0.5e-16382",
-            "0e1073741822",
-            "1.5e+300",
-            "1e308",
-            &fraction(16383),
-        ];
-        let refused = [
-            "1e-16384",
-            "1.0e-16383",
-            "0e1073741823",
-            "0e-1073741823",
-            "1e-99999999999999999999",
-            &fraction(16384),
-        ];
-        for (number, fits) in ok
-            .iter()
-            .map(|n| (n, true))
-            .chain(refused.iter().map(|n| (n, false)))
-        {
-            for (format, body) in [
-                (
-                    Format::Current,
-                    format!(r#"{{"payload": {{"clusterID": "c", "n": [{number}]}}}}"#),
-                ),
-                (
-                    Format::V1,
-                    format!(r#"{{"n": {{"m": {number}}}, "clusterID": "c"}}"#),
-                ),
-            ] {
-                let got = parse(format, body.as_bytes(), 1, "h");
-                match fits {
-                    true => assert!(got.is_ok(), "{number}: {got:?}"),
-                    false => assert!(
-                        got.as_ref()
-                            .expect_err(number)
-                            .ends_with(&format!(": {NUMERIC}")),
-                        "{number}: {got:?}"
-                    ),
-                }
-            }
-        }
-        // Number characters inside strings, escaped quotes included, are text.
-        let body =
-            r#"{"payload": {"clusterID": "1e-99999", "s\"1e-99999": "\\", "t": "x\"1e-99999\""}}"#;
-        assert!(parse(Format::Current, body.as_bytes(), 1, "h").is_ok());
-    }
-
-    #[test]
-    fn the_collectors_own_values_are_checked_too() {
-        let body = br#"{"payload": {"clusterID": "c"}}"#;
-        let at = |t| parse(Format::Current, body, t, "h");
-        assert!(at(0).is_ok() && at(MAX_RECEIVED_AT).is_ok());
-        for t in [-1, MAX_RECEIVED_AT + 1, i64::MAX] {
-            assert!(at(t).expect_err("clock").starts_with("received_at: "));
-        }
-        let from = |f: &str| parse(Format::Current, body, 1, f);
-        assert!(from(&"f".repeat(64)).is_ok());
-        assert_eq!(
-            from(&"f".repeat(65)).expect_err("received_from"),
-            "received_from: at most 64 bytes"
-        );
-    }
-
-    #[test]
-    fn v1_record_is_the_payload() {
-        let body = r#"{"version": "v1.0.0", "timestamp": "1437174715", "clusterID": "c1",
-            "masterVersion": "v1.2.0", "nodes": [{"id": "n"}], "extensions": [{"name": "a", "value": "b"}]}"#;
-        let r = parse(Format::V1, body.as_bytes(), 5, "h").expect("valid");
-        assert_eq!(r.cluster_id, "c1");
-        assert_eq!(r.metadata["timestamp"], "1437174715");
-        assert_eq!(r.payload, body);
-        let r = parse(
-            Format::V1,
-            br#"{"clusterID": "c", "timestamp": 17}"#,
-            5,
-            "h",
-        )
-        .expect("valid");
-        assert_eq!(r.metadata["timestamp"], "17");
-        for (body, want) in [
-            (r#"{"timestamp": "1"}"#, "clusterID: required"),
-            (
-                r#"{"clusterID": "c", "timestamp": [1]}"#,
-                "timestamp: must be unix seconds",
-            ),
-            (
-                r#""x""#,
-                "body: invalid type: string \"x\", expected an object",
-            ),
-        ] {
-            let got = parse(Format::V1, body.as_bytes(), 1, "h").expect_err(body);
-            assert!(
-                got.starts_with(want),
-                "body {body}: want {want:?}, got {got:?}"
-            );
-        }
-    }
-}
+mod tests;
 
 #[cfg(test)]
 mod properties;

@@ -239,6 +239,49 @@ impl Json {
         self.render(rng, &mut out);
         out
     }
+    /// This value's text, as `render` writes it, and what the collector
+    /// must store of it as a payload: the same text, less each top-level
+    /// accountSecret member with the comma after it (before it, for the
+    /// last one kept).
+    fn payload_text(&self, rng: &mut Rng) -> (String, String) {
+        let Json::Object(entries) = self else {
+            let text = self.text(rng);
+            return (text.clone(), text);
+        };
+        if entries.is_empty() {
+            return ("{}".into(), "{}".into());
+        }
+        // render's pieces: the opening, then each member and the whitespace
+        // after it, a comma between them, and the close.
+        let head = format!("{{{}{}", rng.ws(), rng.ws());
+        let mut members = Vec::new();
+        for (i, (k, v)) in entries.iter().enumerate() {
+            let before = match i {
+                0 => String::new(),
+                _ => format!(",{}", rng.ws()),
+            };
+            let mut member = format!("{}{}:{}", k.text(), rng.ws(), rng.ws());
+            v.render(rng, &mut member);
+            let after = rng.ws();
+            members.push((before, member, after, !k.lone && names(&k.value(), SECRET)));
+        }
+        let mut text = head.clone();
+        for (before, member, after, _) in &members {
+            text.push_str(&format!("{before}{member}{after}"));
+        }
+        text.push('}');
+        let kept: Vec<usize> = (0..members.len()).filter(|&i| !members[i].3).collect();
+        let mut stored = head;
+        for (n, &i) in kept.iter().enumerate() {
+            stored.push_str(&members[i].1);
+            if n + 1 < kept.len() {
+                stored.push_str(&format!("{}{}", members[i].2, members[i + 1].0));
+            }
+        }
+        let last = members.last().expect("not empty");
+        stored.push_str(&format!("{}}}", last.2));
+        (text, stored)
+    }
     /// Whether reading this must fail or be refused: a NUL, a lone
     /// surrogate or an out-of-range number anywhere, keys included.
     fn poisoned(&self) -> bool {
@@ -323,7 +366,7 @@ impl Json {
 }
 
 fn key(rng: &mut Rng, h: Hostility) -> Str {
-    match rng.below(12) {
+    match rng.below(13) {
         i @ 0..=5 => {
             let names = [
                 "clusterID",
@@ -335,8 +378,29 @@ fn key(rng: &mut Rng, h: Hostility) -> Str {
             ];
             Str::plain(rng, names[i])
         }
+        6 => {
+            let name = any_case(rng, SECRET);
+            Str::plain(rng, &name)
+        }
         _ => Str::random(rng, h),
     }
+}
+
+/// `name` in a random case, sometimes with the characters Go folds to `s`
+/// and `k`: each spelling names the same field.
+fn any_case(rng: &mut Rng, name: &str) -> String {
+    if rng.one_in(3) {
+        return name.to_string();
+    }
+    name.chars()
+        .map(|c| match rng.below(10) {
+            0 if c.eq_ignore_ascii_case(&'s') => '\u{17F}',
+            0 if c.eq_ignore_ascii_case(&'k') => '\u{212A}',
+            0..=3 => c.to_ascii_uppercase(),
+            4..=7 => c.to_ascii_lowercase(),
+            _ => c,
+        })
+        .collect()
 }
 
 /// Integers up to 300 digits, fractions, exponents far beyond f64 in both
@@ -436,21 +500,47 @@ impl Model {
                 payload.push((k, Json::random(rng, 4, TAME)));
             }
         }
+        // Secrets, which the collector must cut out of the stored text.
+        for _ in 0..rng.below(3).saturating_sub(rng.below(2)) {
+            let name = any_case(rng, SECRET);
+            payload.push((Str::plain(rng, &name), Json::random(rng, 3, TAME)));
+        }
         shuffle(rng, &mut payload);
         let payload = Json::Object(payload);
         let top = match format {
             Format::V1 => payload,
             Format::Current => {
-                let mut top = vec![(Str::plain(rng, "payload"), payload)];
+                let name = any_case(rng, "payload");
+                let mut top = vec![(Str::plain(rng, &name), payload)];
+                // The seed's account fields, read and dropped.
+                for field in ["accountID", SECRET] {
+                    if rng.one_in(4) {
+                        let name = any_case(rng, field);
+                        let v = match rng.one_in(4) {
+                            true => Json::Null,
+                            false => Json::String(Str::random(rng, TAME)),
+                        };
+                        top.push((Str::plain(rng, &name), v));
+                    }
+                }
+                let name = any_case(rng, "metadata");
                 match rng.below(4) {
                     0 => {}
-                    1 => top.push((Str::plain(rng, "metadata"), Json::Null)),
+                    1 => top.push((Str::plain(rng, &name), Json::Null)),
                     _ => {
                         let mut entries = Vec::new();
                         for _ in 0..rng.below(5) {
-                            let k = match rng.below(4) {
+                            let k = match rng.below(5) {
                                 0 => Str::plain(rng, "reportID"),
                                 1 => Str::plain(rng, "received_at"),
+                                2 => {
+                                    // Never stored, so not in `metadata`.
+                                    let secret = any_case(rng, SECRET);
+                                    let secret = Str::plain(rng, &secret);
+                                    let v = Json::String(Str::random(rng, TAME));
+                                    entries.push((secret, v));
+                                    continue;
+                                }
                                 _ => Str::random(rng, TAME),
                             };
                             let v = match k.value().as_str() {
@@ -467,7 +557,7 @@ impl Model {
                                 entries.push((k, Json::String(v)));
                             }
                         }
-                        top.push((Str::plain(rng, "metadata"), Json::Object(entries)));
+                        top.push((Str::plain(rng, &name), Json::Object(entries)));
                     }
                 }
                 shuffle(rng, &mut top);
@@ -487,18 +577,23 @@ impl Model {
             Format::Current => self.field("payload").expect("a valid report has a payload"),
         }
     }
+    /// The top-level field `name` names, in any case.
     fn field(&mut self, name: &str) -> Option<&mut Json> {
         self.top
             .entries()
             .iter_mut()
-            .find(|(k, _)| k.value() == name)
+            .find(|(k, _)| names(&k.value(), name))
             .map(|(_, v)| v)
     }
-    /// The body, and the text of its payload within it.
+    /// The body, and the payload text the collector must store from it.
     fn render(&self, rng: &mut Rng) -> (String, String) {
         let mut body = rng.ws().to_string();
         let payload = match (&self.format, &self.top) {
-            (Format::V1, top) => top.text(rng),
+            (Format::V1, top) => {
+                let (text, stored) = top.payload_text(rng);
+                body.push_str(&text);
+                stored
+            }
             (Format::Current, Json::Object(entries)) => {
                 let mut payload = String::new();
                 body.push('{');
@@ -506,9 +601,9 @@ impl Model {
                     if i > 0 {
                         body.push(',');
                     }
-                    let text = v.text(rng);
-                    if k.value() == "payload" {
-                        payload.clone_from(&text);
+                    let (text, stored) = v.payload_text(rng);
+                    if names(&k.value(), "payload") {
+                        payload = stored;
                     }
                     body.push_str(&format!("{}{}:{}{text}", rng.ws(), k.text(), rng.ws()));
                 }
@@ -521,9 +616,6 @@ impl Model {
                 String::new()
             }
         };
-        if self.format == Format::V1 {
-            body.push_str(&payload);
-        }
         body.push_str(rng.ws());
         (body, payload)
     }
@@ -549,13 +641,6 @@ fn check(format: Format, body: &[u8]) -> Result<Result<Report, String>, String> 
 
 fn accepted(format: Format, body: &[u8], r: &Report) -> Result<(), String> {
     let text = std::str::from_utf8(body).map_err(|_| "accepted invalid UTF-8")?;
-    if !text.contains(r.payload.as_str()) {
-        return Err(format!("payload {:?} is not in the body", r.payload));
-    }
-    let trimmed = text.trim_matches([' ', '\t', '\n', '\r']);
-    if format == Format::V1 && r.payload != trimmed {
-        return Err("a v1 payload is not the whole body".into());
-    }
     // With the raw_value feature, Value reads an object keyed
     // "$serde_json::private::RawValue" as the JSON in its string; no
     // generated key is that token (collector/fuzz reads its own tree).
@@ -564,6 +649,37 @@ fn accepted(format: Format, body: &[u8], r: &Report) -> Result<(), String> {
     let Value::Object(object) = &payload else {
         return Err("accepted payload is not an object".into());
     };
+    if object.keys().any(|k| names(k, SECRET)) || r.metadata.keys().any(|k| names(k, SECRET)) {
+        return Err("stored an accountSecret".into());
+    }
+    // The payload as sent, when the whole body reads (it may be one level
+    // too deep for serde_json's recursion limit where the payload is not).
+    let sent = match format {
+        Format::V1 => serde_json::from_str::<Value>(text).ok(),
+        Format::Current => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(top)) => top
+                .into_iter()
+                .find_map(|(k, v)| names(&k, "payload").then_some(v)),
+            _ => None,
+        },
+    };
+    match sent {
+        Some(Value::Object(mut sent)) if sent.keys().any(|k| names(k, SECRET)) => {
+            sent.retain(|k, _| !names(k, SECRET));
+            if Value::Object(sent) != payload {
+                return Err(format!("payload {:?} is not the one sent", r.payload));
+            }
+        }
+        _ => {
+            if !text.contains(r.payload.as_str()) {
+                return Err(format!("payload {:?} is not in the body", r.payload));
+            }
+            let trimmed = text.trim_matches([' ', '\t', '\n', '\r']);
+            if format == Format::V1 && r.payload != trimmed {
+                return Err("a v1 payload is not the whole body".into());
+            }
+        }
+    }
     if r.payload.contains('\0') || has_nul(&payload) {
         return Err("accepted a payload with a NUL".into());
     }
@@ -646,7 +762,14 @@ fn refused(format: Format, m: &str) -> bool {
                         && (m.ends_with(": must be a string")
                             || m.ends_with(": contains a NUL character"))
                     || m.strip_suffix(": unknown field; a report has only metadata and payload")
-                        .is_some_and(|k| k != "metadata" && k != "payload")
+                        .is_some_and(|k| !TOP.iter().any(|name| names(k, name)))
+                    || m.strip_suffix(", as field names match in any case; send it once")
+                        .and_then(|m| m.split_once(": repeats "))
+                        .is_some_and(|(k, first)| {
+                            TOP.iter().any(|n| names(k, n) && names(first, n))
+                        })
+                    || m == "accountID: must be a string"
+                    || m == "accountSecret: must be a string"
             }
         }
 }
@@ -800,10 +923,12 @@ fn poison(rng: &mut Rng, m: &mut Model) -> Want {
     };
     let invalid = StartsWith("body: invalid JSON (".into());
     // 0 to 6 for both formats but 5 (the timestamp) for V1 only; 7 to 13
-    // for Current only; 14 and 15 for both, 16 for V1, 17 for Current.
+    // for Current only; 14 and 15 for both, 16 for V1, 17 to 19 for Current.
     let picks: &[usize] = match m.format {
         Format::V1 => &[0, 1, 2, 3, 4, 5, 6, 14, 15, 16],
-        Format::Current => &[0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17],
+        Format::Current => &[
+            0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 18, 19,
+        ],
     };
     let pick = rng.pick(picks);
     match pick {
@@ -917,7 +1042,7 @@ fn poison(rng: &mut Rng, m: &mut Model) -> Want {
                 metadata.push(poisoned);
             }
             let entries = m.top.entries();
-            entries.retain(|(k, _)| k.value() != "metadata");
+            entries.retain(|(k, _)| !names(&k.value(), "metadata"));
             entries.push((Str::plain(rng, "metadata"), Json::Object(metadata)));
             want
         }
@@ -928,13 +1053,13 @@ fn poison(rng: &mut Rng, m: &mut Model) -> Want {
                 v => v,
             };
             let entries = m.top.entries();
-            entries.retain(|(k, _)| k.value() != "metadata");
+            entries.retain(|(k, _)| !names(&k.value(), "metadata"));
             entries.push((Str::plain(rng, "metadata"), metadata));
             Exactly("metadata: must be an object".into())
         }
         11 => {
             let mut k = Str::random(rng, TAME);
-            if matches!(k.value().as_str(), "metadata" | "payload") {
+            if TOP.iter().any(|name| names(&k.value(), name)) {
                 k.pieces.push(("x".into(), "x".into()));
             }
             let want = format!(
@@ -945,7 +1070,9 @@ fn poison(rng: &mut Rng, m: &mut Model) -> Want {
             Exactly(want)
         }
         12 => {
-            m.top.entries().retain(|(k, _)| k.value() != "payload");
+            m.top
+                .entries()
+                .retain(|(k, _)| !names(&k.value(), "payload"));
             Exactly("payload: required".into())
         }
         13 => {
@@ -979,6 +1106,33 @@ fn poison(rng: &mut Rng, m: &mut Model) -> Want {
             entries.push((Str::plain(rng, "timestamp"), t));
             Exactly("timestamp: at most 64 bytes".into())
         }
+        18 => {
+            // A second spelling of a field the report has.
+            let name = match m.field("metadata") {
+                Some(_) if rng.one_in(2) => "metadata",
+                _ => "payload",
+            };
+            let entries = m.top.entries();
+            let first = entries
+                .iter()
+                .find(|(k, _)| names(&k.value(), name))
+                .map(|(k, _)| k.value())
+                .expect("the report has it");
+            let again = any_case(rng, name);
+            let want =
+                format!("{again}: repeats {first}, as field names match in any case; send it once");
+            let v = Json::random(rng, 2, TAME);
+            entries.push((Str::plain(rng, &again), v));
+            Exactly(want)
+        }
+        19 => {
+            let field = rng.pick(&["accountID", SECRET]);
+            let name = any_case(rng, field);
+            let entries = m.top.entries();
+            entries.retain(|(k, _)| !names(&k.value(), field));
+            entries.push((Str::plain(rng, &name), Json::not_string(rng, false)));
+            Exactly(format!("{field}: must be a string"))
+        }
         _ => {
             let pad = Json::String(Str::plain(rng, &"m".repeat(65536)));
             let mut metadata = match m.field("metadata") {
@@ -987,7 +1141,7 @@ fn poison(rng: &mut Rng, m: &mut Model) -> Want {
             };
             metadata.push((Str::plain(rng, "pad"), pad));
             let entries = m.top.entries();
-            entries.retain(|(k, _)| k.value() != "metadata");
+            entries.retain(|(k, _)| !names(&k.value(), "metadata"));
             entries.push((Str::plain(rng, "metadata"), Json::Object(metadata)));
             Exactly("metadata: at most 65536 bytes".into())
         }
