@@ -9,12 +9,19 @@
 //!   address is kept (`--received-from`).
 //! - `limit.rs`: the per-address rate limit.
 //! - `report.rs`: the wire format and its validation.
+//! - `facts.rs`: the typed facts of a report (versions, distribution, node
+//!   groups), derived once at ingest; `shapes.rs` reads them out of the
+//!   payload, `quantity.rs` reads Kubernetes quantities.
 //! - `store.rs`: group commit into PostgreSQL.
 
+#[allow(dead_code)] // Until the store calls facts::derive (the lead wires it in).
+pub mod facts;
 pub mod http;
 pub mod https;
 pub mod limit;
 pub mod peer;
+pub mod quantity;
 pub mod report;
 pub mod server;
+mod shapes;
 pub mod store;

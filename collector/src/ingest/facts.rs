@@ -1,0 +1,392 @@
+//! The typed facts of one report, derived once at ingest so that reads never parse payloads:
+//! versions, distribution, node groups, accelerators, extensions. A pure function of a
+//! validated report (report.rs): no I/O, no database. Reading the payload's shapes is
+//! shapes.rs's; the quantity grammar is quantity.rs's.
+//!
+//! Payloads are hostile, so a fact that is missing, of the wrong type or over its cap is
+//! `None` (or left out) and the report is still stored. Caps, so that one report cannot blow
+//! up the derived tables:
+//!
+//! | What | Cap | Beyond it |
+//! |---|---|---|
+//! | every string fact (versions, nodeInfo fields, cloud provider, extension names and values) | `MAX_TEXT`, 256 bytes | `None` (never truncated); an extension pair is left out |
+//! | node groups | `MAX_GROUPS`, 1,000 | nodes that would start another group are counted in one group whose facts are all `None`, so at most 1,001 |
+//! | extensions | `MAX_EXTENSIONS`, 64 distinct pairs | later pairs are left out |
+//! | accelerator names | `MAX_NODE_ACCELERATORS`, 16 a node; `MAX_ACCELERATOR_NAMES`, 64 a report | later names are left out |
+//! | sums (`accelerators`) and counts (`nodes`) | i64 / i32 | saturate |
+//!
+//! `distribution` reads `masterVersion` (`v` below is its `vX.Y.Z`, with an optional
+//! `-alpha.N`, `-beta.N` or `-rc.N`) and the grouped nodes' cloud providers and OS images, so
+//! no new data leaves a cluster. The first row that matches wins:
+//!
+//! | Distribution | Rule | Example |
+//! |---|---|---|
+//! | `unknown` | no masterVersion | |
+//! | `eks` | contains `-eks-` | v1.29.3-eks-adc7111 |
+//! | `gke` | contains `-gke.` | v1.29.1-gke.1589018 |
+//! | `k3s` | contains `+k3s` | v1.29.3+k3s1 |
+//! | `rke2` | contains `+rke2` | v1.29.3+rke2r1 |
+//! | `k0s` | contains `+k0s` | v1.29.2+k0s |
+//! | `openshift` | `v+<hash>`, hash 7 to 40 lowercase hex digits, and a node OS image naming an OpenShift CoreOS (`Red Hat Enterprise Linux CoreOS`, `RHCOS`; OKD's `CentOS Stream CoreOS`, `Fedora CoreOS`) | v1.27.10+c79e5e2 |
+//! | `microk8s` | `v-<build>+<hash>`, the snap's build number and hash | v1.20.5-34+40f5951bd9888a |
+//! | `other` | anything but a plain `v` | v1.29.3+IKS, v1.27.6+f67aeb3 on RHEL 8 |
+//! | `kind` | a node's cloudProvider is `kind` (kind's providerID `kind://docker/...`) | |
+//! | `minikube` | a node's OS image starts with `Buildroot` (minikube's VM image; its docker driver shows the host's OS and counts as `vanilla`) | Buildroot 2023.02.9 |
+//! | `docker-desktop` | a node's OS image is `Docker Desktop` | |
+//! | `talos` | a node's OS image starts with `Talos` | Talos (v1.7.0) |
+//! | `aks` | a node's cloudProvider is `azure`, or an OS image is Azure Linux (`CBL-Mariner`, `Azure Linux`) | v1.29.2 |
+//! | `vanilla` | any other plain `v`: kubeadm, kops, upstream builds | v1.29.4 |
+//!
+//! `aks` is a bet: AKS reports plain upstream versions, so a self-managed cluster on Azure
+//! VMs with the Azure cloud provider (CAPZ, kubeadm) counts as `aks` too; those are rare next
+//! to AKS, and Go volunteers too old to send cloudProvider are only found on Azure Linux.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use super::quantity;
+use super::shapes::{self, Capacity, RawNode};
+
+/// String facts longer than this, in bytes, are `None`.
+pub const MAX_TEXT: usize = 256;
+/// Distinct node groups kept; see the table above.
+pub const MAX_GROUPS: usize = 1000;
+/// Distinct extension pairs kept.
+pub const MAX_EXTENSIONS: usize = 64;
+/// Distinct accelerator names read on one node.
+pub const MAX_NODE_ACCELERATORS: usize = 16;
+/// Distinct accelerator names totalled over a report.
+pub const MAX_ACCELERATOR_NAMES: usize = 64;
+
+/// What one report says, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// `payload.masterVersion` as sent: the API server's gitVersion, e.g. "v1.29.4-eks-036c24b".
+    pub master_version: Option<String>,
+    /// "v1.29" from the master version, with or without its leading `v`; `None` if it does not
+    /// start with `<major>.<minor>`, numbers of at most three digits (leading zeros dropped).
+    pub minor_version: Option<String>,
+    /// From the table above: "eks", "gke", ..., "vanilla", "other" or "unknown".
+    pub distribution: &'static str,
+    /// `metadata.volunteerVersion` (this project's volunteer), else the v1 flat record's
+    /// top-level `version` (the Go volunteer).
+    pub volunteer_version: Option<String>,
+    /// The nodes that are JSON objects, in `payload.nodes`, or in `payload.kubernetesNodes`
+    /// (the earlier starter format) when `nodes` is absent.
+    pub nodes: i32,
+    /// Of those, the nodes with an allow-listed accelerator count above zero.
+    pub nodes_with_accelerators: i32,
+    /// The nodes grouped by identical facts, sorted by those facts.
+    pub groups: Vec<NodeGroup>,
+    /// Allow-listed accelerator name and its total count over the nodes, totals above zero
+    /// only, sorted by name.
+    pub accelerators: Vec<(String, i64)>,
+    /// `payload.extensions` as (name, value) pairs, sorted, deduplicated.
+    pub extensions: Vec<(String, String)>,
+}
+
+/// Nodes with the same facts, and how many there are. Each string comes from the node's
+/// `status.nodeInfo` (current and seed formats) or its top level (v1 flat record); each
+/// number from its `status.capacity` object or its v1 `capacity` list.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct NodeGroup {
+    /// `kubeletVersion`, e.g. "v1.29.4".
+    pub kubelet_version: Option<String>,
+    /// `osImage`, e.g. "Ubuntu 22.04.4 LTS".
+    pub os_image: Option<String>,
+    /// `kernelVersion`, e.g. "5.15.0-1057-aws".
+    pub kernel_version: Option<String>,
+    /// `containerRuntimeVersion`, e.g. "containerd://1.7.13".
+    pub container_runtime_version: Option<String>,
+    /// `operatingSystem`, e.g. "linux".
+    pub operating_system: Option<String>,
+    /// `architecture`, e.g. "amd64".
+    pub architecture: Option<String>,
+    /// The node's top-level `cloudProvider`, a providerID scheme such as "aws".
+    pub cloud_provider: Option<String>,
+    /// Capacity `cpu` in millicores.
+    pub cpu_millis: Option<i64>,
+    /// Capacity `memory` in bytes.
+    pub memory_bytes: Option<i64>,
+    /// Capacity `ephemeral-storage` in bytes.
+    pub ephemeral_storage_bytes: Option<i64>,
+    /// Capacity `pods`.
+    pub pods: Option<i64>,
+    /// The sum of the node's allow-listed accelerator counts; `None` when it is zero.
+    pub accelerators: Option<i64>,
+    /// How many nodes have these facts; at least 1.
+    pub nodes: i32,
+}
+
+/// The facts of a report that report.rs has accepted: `payload` is a JSON object. Anything
+/// else gives the facts of an empty payload.
+pub fn derive(metadata: &BTreeMap<String, String>, payload: &str) -> Facts {
+    let p = shapes::read(payload);
+    let list = p.nodes.or(p.kubernetes_nodes).unwrap_or_default();
+    let mut groups: Vec<NodeGroup> = list
+        .groups
+        .into_iter()
+        .map(|(key, nodes)| key.into_group(nodes))
+        .collect();
+    groups.sort_unstable();
+    let master_version = p.master_version.map(Cow::into_owned);
+    let volunteer_version = match metadata.get("volunteerVersion") {
+        Some(v) => (v.len() <= MAX_TEXT).then(|| v.clone()),
+        None => p.version.map(Cow::into_owned),
+    };
+    Facts {
+        minor_version: master_version.as_deref().and_then(minor_version),
+        distribution: distribution(master_version.as_deref(), &groups),
+        master_version,
+        volunteer_version,
+        nodes: list.nodes,
+        nodes_with_accelerators: list.with_accelerators,
+        groups,
+        accelerators: list
+            .accelerators
+            .into_iter()
+            .map(|(name, n)| (name.into_owned(), n))
+            .collect(),
+        extensions: p.extensions.into_iter().collect(),
+    }
+}
+
+/// A node list's facts so far, borrowing from the payload.
+#[derive(Debug, Default)]
+pub(super) struct Nodes<'de> {
+    groups: HashMap<GroupKey<'de>, i32>,
+    nodes: i32,
+    with_accelerators: i32,
+    accelerators: BTreeMap<Cow<'de, str>, i64>,
+}
+
+/// A node's facts, as the key of its group: the strings and numbers of `NodeGroup`, in its
+/// order.
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
+struct GroupKey<'de> {
+    text: [Option<Cow<'de, str>>; 7],
+    numbers: [Option<i64>; 5],
+}
+
+impl GroupKey<'_> {
+    fn into_group(self, nodes: i32) -> NodeGroup {
+        let [kubelet, os, kernel, runtime, system, arch, cloud] =
+            self.text.map(|t| t.map(Cow::into_owned));
+        let [cpu_millis, memory_bytes, ephemeral_storage_bytes, pods, accelerators] = self.numbers;
+        NodeGroup {
+            kubelet_version: kubelet,
+            os_image: os,
+            kernel_version: kernel,
+            container_runtime_version: runtime,
+            operating_system: system,
+            architecture: arch,
+            cloud_provider: cloud,
+            cpu_millis,
+            memory_bytes,
+            ephemeral_storage_bytes,
+            pods,
+            accelerators,
+            nodes,
+        }
+    }
+}
+
+impl<'de> Nodes<'de> {
+    /// Counts one node into its group; `shapes` calls this for each object in the list.
+    pub(super) fn add(&mut self, node: RawNode<'de>) {
+        // Which shape, as schema.sql's node_facts tells them apart: nodeInfo under an
+        // object `status`, else at the top level; capacity a top-level list, else the
+        // object under `status`.
+        let (info, capacity) = match node.status {
+            Some(status) => (status.info, status.capacity),
+            None => (node.flat, Capacity::default()),
+        };
+        let capacity = node.flat_capacity.unwrap_or(capacity);
+        let mut sum: Option<i64> = None;
+        for (name, count) in capacity.accelerators {
+            let Some(count) = count
+                .as_deref()
+                .and_then(quantity::value)
+                .filter(|&n| n > 0)
+            else {
+                continue;
+            };
+            sum = Some(sum.unwrap_or(0).saturating_add(count));
+            if let Some(total) = self.accelerators.get_mut(&*name) {
+                *total = total.saturating_add(count);
+            } else if self.accelerators.len() < MAX_ACCELERATOR_NAMES {
+                self.accelerators.insert(name, count);
+            }
+        }
+        let read = |q: Option<Cow<str>>, unit: fn(&str) -> Option<i64>| q.as_deref().and_then(unit);
+        let key = GroupKey {
+            text: [
+                info.kubelet_version,
+                info.os_image,
+                info.kernel_version,
+                info.container_runtime_version,
+                info.operating_system,
+                info.architecture,
+                node.cloud_provider,
+            ],
+            numbers: [
+                read(capacity.cpu, quantity::milli_value),
+                read(capacity.memory, quantity::value),
+                read(capacity.ephemeral_storage, quantity::value),
+                read(capacity.pods, quantity::value),
+                sum,
+            ],
+        };
+        self.nodes = self.nodes.saturating_add(1);
+        self.with_accelerators = self
+            .with_accelerators
+            .saturating_add(i32::from(sum.is_some()));
+        let key = match self.groups.contains_key(&key) || self.groups.len() < MAX_GROUPS {
+            true => key,
+            false => GroupKey::default(),
+        };
+        let count = self.groups.entry(key).or_insert(0);
+        *count = count.saturating_add(1);
+    }
+}
+
+/// "v1.29" from "v1.29.4-eks-036c24b" or "1.29.4"; see `Facts::minor_version`.
+fn minor_version(version: &str) -> Option<String> {
+    let rest = version.strip_prefix('v').unwrap_or(version);
+    let (major, rest) = number(rest)?;
+    let (minor, rest) = number(rest.strip_prefix('.')?)?;
+    match rest.bytes().next() {
+        Some(b'0'..=b'9') => None,
+        _ => Some(format!("v{major}.{minor}")),
+    }
+}
+
+/// The number of one to three digits `s` starts with, and the rest.
+fn number(s: &str) -> Option<(u16, &str)> {
+    let len = s.bytes().take_while(u8::is_ascii_digit).count();
+    match len {
+        1..=3 => Some((s[..len].parse().ok()?, &s[len..])),
+        _ => None,
+    }
+}
+
+/// The distribution, by the table at the top of this file.
+fn distribution(version: Option<&str>, groups: &[NodeGroup]) -> &'static str {
+    let Some(v) = version else {
+        return "unknown";
+    };
+    let os = |rule: fn(&str) -> bool| {
+        groups
+            .iter()
+            .any(|g| g.os_image.as_deref().is_some_and(rule))
+    };
+    let cloud = |name: &str| {
+        groups
+            .iter()
+            .any(|g| g.cloud_provider.as_deref() == Some(name))
+    };
+    let (base, hash) = v.split_once('+').unwrap_or((v, ""));
+    let hashed = (7..=40).contains(&hash.len())
+        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let openshift_os = |o: &str| {
+        [
+            "Red Hat Enterprise Linux CoreOS",
+            "RHCOS",
+            "CentOS Stream CoreOS",
+            "Fedora CoreOS",
+        ]
+        .iter()
+        .any(|name| o.contains(name))
+    };
+    let microk8s = base.rsplit_once('-').is_some_and(|(core, build)| {
+        plain(core) && number(build).is_some_and(|(_, r)| r.is_empty())
+    });
+    if v.contains("-eks-") {
+        "eks"
+    } else if v.contains("-gke.") {
+        "gke"
+    } else if v.contains("+k3s") {
+        "k3s"
+    } else if v.contains("+rke2") {
+        "rke2"
+    } else if v.contains("+k0s") {
+        "k0s"
+    } else if hashed && plain(base) && os(openshift_os) {
+        "openshift"
+    } else if hashed && microk8s {
+        "microk8s"
+    } else if !plain(v) {
+        "other"
+    } else if cloud("kind") {
+        "kind"
+    } else if os(|o| o.starts_with("Buildroot")) {
+        "minikube"
+    } else if os(|o| o == "Docker Desktop") {
+        "docker-desktop"
+    } else if os(|o| o.starts_with("Talos")) {
+        "talos"
+    } else if cloud("azure") || os(|o| o.starts_with("CBL-Mariner") || o.contains("Azure Linux")) {
+        "aks"
+    } else {
+        "vanilla"
+    }
+}
+
+/// Whether `v` is an upstream version: `vX.Y.Z` (the `v` optional), then nothing or
+/// `-alpha.N`, `-beta.N` or `-rc.N`.
+fn plain(v: &str) -> bool {
+    let v = v.strip_prefix('v').unwrap_or(v);
+    let (core, pre) = v.split_once('-').unwrap_or((v, ""));
+    let mut parts = core.split('.');
+    let numeric = |p: &str| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit());
+    let core_ok = (0..3).all(|_| parts.next().is_some_and(numeric)) && parts.next().is_none();
+    let pre_ok = pre.is_empty()
+        || ["alpha.", "beta.", "rc."]
+            .iter()
+            .any(|tag| pre.strip_prefix(tag).is_some_and(numeric));
+    core_ok && pre_ok
+}
+
+/// Whether a capacity name is an accelerator counted in facts: the volunteer's allow-list
+/// (volunteer/src/report.rs, `ACCELERATORS` and the MIG profile rule), copied because Go
+/// volunteers send every capacity entry, and a custom resource name could name a company.
+pub(super) fn accelerator(name: &str) -> bool {
+    match name.strip_prefix("nvidia.com/mig-") {
+        Some(profile) => mig_profile(profile),
+        None => ACCELERATORS.contains(&name),
+    }
+}
+
+/// The volunteer's `ACCELERATORS`.
+const ACCELERATORS: &[&str] = &[
+    "amd.com/gpu",
+    "aws.amazon.com/neuron",
+    "aws.amazon.com/neuroncore",
+    "aws.amazon.com/neurondevice",
+    "google.com/tpu",
+    "gpu.intel.com/i915",
+    "gpu.intel.com/xe",
+    "habana.ai/gaudi",
+    "nvidia.com/gpu",
+    "nvidia.com/gpu.shared",
+];
+
+/// A MIG profile as NVIDIA's device plugin names it: `[<n>c.]<n>g.<n>gb[+me]`, numbers of at
+/// most three digits; the volunteer's rule.
+fn mig_profile(profile: &str) -> bool {
+    let number = |n: &str| (1..=3).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit());
+    let unit = |part: Option<&str>, unit: &str| {
+        part.and_then(|p| p.strip_suffix(unit)).is_some_and(number)
+    };
+    let profile = profile.strip_suffix("+me").unwrap_or(profile);
+    let mut parts = profile.split('.');
+    let (first, second, third, rest) = (parts.next(), parts.next(), parts.next(), parts.next());
+    match (third, rest) {
+        (None, _) => unit(first, "g") && unit(second, "gb"),
+        (Some(_), None) => unit(first, "c") && unit(second, "g") && unit(third, "gb"),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;
