@@ -16,10 +16,13 @@ fn group(cloud: Option<&str>, os: Option<&str>) -> NodeGroup {
     }
 }
 
+/// masterVersion, a node's cloudProvider and osImage, and the distribution they make.
+type Case<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, &'a str);
+
 #[test]
 fn distribution_follows_the_table() {
     let rhcos = "Red Hat Enterprise Linux CoreOS 415.92.202402201450-0 (Plow)";
-    let cases: &[(Option<&str>, Option<&str>, Option<&str>, &str)] = &[
+    let cases: &[Case] = &[
         (None, Some("aws"), None, "unknown"),
         (Some("v1.29.3-eks-adc7111"), Some("aws"), None, "eks"),
         (Some("v1.29.1-gke.1589018"), Some("gce"), None, "gke"),
