@@ -198,7 +198,7 @@ def stored(db_url, ids):
     """How many of `ids` are rows of reports."""
     if not ids:
         return 0
-    sql = "SELECT count(*) FROM reports WHERE report_id = ANY('{%s}'::text[]);" % ",".join(ids)
+    sql = "SELECT count(*) FROM report_log WHERE report_id = ANY('{%s}'::text[]);" % ",".join(ids)
     out = subprocess.run(["psql", "-X", "-q", "-t", "-A", db_url], input=sql, capture_output=True,
                          text=True, check=True)
     return int(out.stdout.strip())

@@ -37,7 +37,7 @@ fn assert_no_canary(c: &Collector) {
 
 fn stored_clusters(db: &TestDb) -> Vec<String> {
     db.client()
-        .query("SELECT cluster_id FROM reports ORDER BY id", &[])
+        .query("SELECT cluster_id FROM report_log ORDER BY id", &[])
         .expect("query reports")
         .iter()
         .map(|r| r.get(0))
@@ -235,7 +235,7 @@ fn latin1_db() -> TestDb {
 fn in_one_batch(c: &Collector, db: &TestDb, bodies: &[String]) -> Vec<Reply> {
     let mut locker = db.client();
     let mut tx = locker.transaction().expect("begin");
-    tx.batch_execute("LOCK TABLE reports IN EXCLUSIVE MODE")
+    tx.batch_execute("LOCK TABLE report_log IN EXCLUSIVE MODE")
         .expect("lock reports");
     std::thread::scope(|s| {
         let first = s.spawn(|| c.post("/api/v1/stats", r#"{"payload": {"clusterID": "first"}}"#));

@@ -26,7 +26,7 @@ fn rows(db: &TestDb) -> Vec<(String, Option<String>, String, Value, Value)> {
     db.client()
         .query(
             "SELECT cluster_id, report_id, received_from, metadata::text, payload::text \
-             FROM reports ORDER BY id",
+             FROM report_log ORDER BY id",
             &[],
         )
         .expect("query reports")
@@ -64,7 +64,7 @@ fn seed_example_is_stored_verbatim_with_received_at_and_from() {
     let row_at: f64 = db
         .client()
         .query_one(
-            "SELECT extract(epoch FROM received_at)::float8 FROM reports",
+            "SELECT extract(epoch FROM received_at)::float8 FROM report_log",
             &[],
         )
         .expect("received_at column")
@@ -362,7 +362,7 @@ fn readiness_follows_the_database_and_the_collector_reconnects_by_itself() {
     assert_eq!(c.post("/api/v1/stats", SEED).status, 204, "{}", c.log());
     let mut client = postgres::Client::connect(&pg.url(), postgres::NoTls).expect("connect");
     let n: i64 = client
-        .query_one("SELECT count(*) FROM reports", &[])
+        .query_one("SELECT count(*) FROM report_log", &[])
         .expect("count")
         .get(0);
     assert_eq!(n, 2);
@@ -494,7 +494,7 @@ fn sigterm_waits_for_commits_in_flight_before_exiting() {
     // (read, not yet committed) when the signal comes.
     let mut locker = db.client();
     let mut tx = locker.transaction().expect("begin");
-    tx.batch_execute("LOCK TABLE reports IN EXCLUSIVE MODE")
+    tx.batch_execute("LOCK TABLE report_log IN EXCLUSIVE MODE")
         .expect("lock reports");
     let answers: Vec<_> = (0..6)
         .map(|i| {
@@ -569,7 +569,7 @@ fn one_row_the_database_refuses_does_not_fail_its_batch() {
     // Hold INSERTs until every report is queued, so they meet in batches.
     let mut locker = db.client();
     let mut tx = locker.transaction().expect("begin");
-    tx.batch_execute("LOCK TABLE reports IN EXCLUSIVE MODE")
+    tx.batch_execute("LOCK TABLE report_log IN EXCLUSIVE MODE")
         .expect("lock reports");
     let replies: Vec<(String, Reply)> = std::thread::scope(|s| {
         let threads: Vec<_> = (0..24)

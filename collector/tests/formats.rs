@@ -57,7 +57,7 @@ fn relations(db: &TestDb) -> Vec<String> {
 /// Fails naming each relation whose rows hold `needle` anywhere.
 fn assert_nowhere(db: &TestDb, needle: &str) {
     let all = relations(db);
-    assert!(all.iter().any(|r| r == "reports"), "no reports in {all:?}");
+    assert!(all.iter().any(|r| r == "report_log"), "no report_log in {all:?}");
     for relation in all {
         for row in relation_rows(db, &relation) {
             assert!(
@@ -72,7 +72,7 @@ fn assert_nowhere(db: &TestDb, needle: &str) {
 fn reports(db: &TestDb) -> Vec<(Value, Value)> {
     db.client()
         .query(
-            "SELECT payload::text, metadata::text FROM reports ORDER BY id",
+            "SELECT payload::text, metadata::text FROM report_log ORDER BY id",
             &[],
         )
         .expect("query reports")
@@ -151,7 +151,7 @@ fn the_starter_format_is_stored_without_its_account_secret() {
     // Every digit, as sent: jsonb keeps numbers as numeric.
     let n: String = db
         .client()
-        .query_one("SELECT payload->>'n' FROM reports", &[])
+        .query_one("SELECT payload->>'n' FROM report_log", &[])
         .expect("payload n")
         .get(0);
     assert_eq!(n, "123456789012345678901234567890");

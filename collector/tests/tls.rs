@@ -353,7 +353,7 @@ fn postgres_over_tls_is_verified_and_required() {
     assert_eq!(plain.count(), 0);
     assert_eq!(
         pg.client()
-            .query_one("SELECT count(*) FROM reports", &[])
+            .query_one("SELECT count(*) FROM report_log", &[])
             .expect("count")
             .get::<_, i64>(0),
         1

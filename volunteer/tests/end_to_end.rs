@@ -37,7 +37,7 @@ fn a_report_travels_from_the_api_through_the_collector_into_postgresql() {
     let rows = db
         .client()
         .query(
-            "SELECT cluster_id, report_id, metadata::text, payload::text FROM reports",
+            "SELECT cluster_id, report_id, metadata::text, payload::text FROM report_log",
             &[],
         )
         .expect("query reports");

@@ -71,7 +71,7 @@ impl TestDb {
     /// Number of stored reports (0 when the table does not exist yet).
     pub fn count(&self) -> i64 {
         let mut c = self.client();
-        match c.query_one("SELECT count(*) FROM reports", &[]) {
+        match c.query_one("SELECT count(*) FROM report_log", &[]) {
             Ok(row) => row.get(0),
             Err(_) => 0,
         }
