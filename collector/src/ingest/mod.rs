@@ -11,7 +11,8 @@
 //! - `report.rs`: the wire format and its validation.
 //! - `facts.rs`: the typed facts of a report (versions, distribution, node
 //!   groups), derived once at ingest; `shapes.rs` reads them out of the
-//!   payload, `quantity.rs` reads Kubernetes quantities.
+//!   payload (`lenient.rs`: a wrong-typed value is an absent one),
+//!   `quantity.rs` reads Kubernetes quantities, `version.rs` versions.
 //! - `store.rs`: group commit into PostgreSQL; `batch.rs`: one batch's
 //!   transaction, the report and its derived state.
 
@@ -19,6 +20,7 @@ pub mod batch;
 pub mod facts;
 pub mod http;
 pub mod https;
+pub mod lenient;
 pub mod limit;
 pub mod peer;
 pub mod quantity;
@@ -26,3 +28,4 @@ pub mod report;
 pub mod server;
 mod shapes;
 pub mod store;
+mod version;

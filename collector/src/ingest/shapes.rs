@@ -3,20 +3,18 @@
 //! nodes are counted into their groups as they are read, so memory follows the groups, not
 //! the nodes. Owns the payload's shapes; the rules about what they mean are facts.rs's.
 //!
-//! Every value is read leniently (`Lenient`): a value of another type than expected (a
+//! Every value is read leniently (lenient.rs): a value of another type than expected (a
 //! number for a string, a list for an object) reads as absent and costs nothing else. A key
 //! repeated in an object: the last one counts, as in jsonb; a resource repeated in a v1
 //! capacity list: the first one counts, as schema.sql's node_facts reads it.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess};
 
-use super::facts::{self, Nodes, MAX_EXTENSIONS, MAX_NODE_ACCELERATORS, MAX_TEXT};
-
-type Text<'de> = Option<Cow<'de, str>>;
+use super::facts::{self, Nodes, MAX_EXTENSIONS, MAX_NODE_ACCELERATORS};
+use super::lenient::{each_key, text, Lenient, Shape, Text};
 
 /// The top level of a payload.
 #[derive(Debug, Default)]
@@ -119,108 +117,6 @@ pub(super) fn read(payload: &str) -> Payload<'_> {
     Lenient(PayloadShape)
         .deserialize(&mut de)
         .unwrap_or_default()
-}
-
-/// What a reader takes out of one JSON value. Each kind of value it does not override reads
-/// as `Out::default()`, so a wrong type loses that value and nothing else.
-trait Shape<'de>: Sized {
-    type Out: Default;
-    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Self::Out::default())
-    }
-    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Out, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Self::Out::default())
-    }
-    fn text(self, _: Cow<'de, str>) -> Self::Out {
-        Self::Out::default()
-    }
-}
-
-/// Reads any value with a `Shape`. Strings longer than `MAX_TEXT` read as absent before
-/// anything is copied: no string fact or name facts reads may be longer.
-struct Lenient<S>(S);
-
-impl<'de, S: Shape<'de>> DeserializeSeed<'de> for Lenient<S> {
-    type Value = S::Out;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Out, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de, S: Shape<'de>> Visitor<'de> for Lenient<S> {
-    type Value = S::Out;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<S::Out, E> {
-        Ok(S::Out::default())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<S::Out, E> {
-        Ok(S::Out::default())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<S::Out, E> {
-        Ok(S::Out::default())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<S::Out, E> {
-        Ok(S::Out::default())
-    }
-    fn visit_unit<E>(self) -> Result<S::Out, E> {
-        Ok(S::Out::default())
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<S::Out, E> {
-        match v.len() <= MAX_TEXT {
-            true => Ok(self.0.text(Cow::Borrowed(v))),
-            false => Ok(S::Out::default()),
-        }
-    }
-    fn visit_str<E>(self, v: &str) -> Result<S::Out, E> {
-        match v.len() <= MAX_TEXT {
-            true => Ok(self.0.text(Cow::Owned(v.to_owned()))),
-            false => Ok(S::Out::default()),
-        }
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<S::Out, A::Error> {
-        self.0.seq(seq)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<S::Out, A::Error> {
-        self.0.map(map)
-    }
-}
-
-/// A string.
-struct Str;
-
-impl<'de> Shape<'de> for Str {
-    type Out = Text<'de>;
-    fn text(self, s: Cow<'de, str>) -> Text<'de> {
-        Some(s)
-    }
-}
-
-/// Calls `field` with each key of an object that is a string of at most `MAX_TEXT` bytes,
-/// to read its value; a key it does not read (`Ok(false)`) has its value skipped.
-fn each_key<'de, A, F>(mut map: A, mut field: F) -> Result<(), A::Error>
-where
-    A: MapAccess<'de>,
-    F: FnMut(Cow<'de, str>, &mut A) -> Result<bool, A::Error>,
-{
-    while let Some(key) = map.next_key_seed(Lenient(Str))? {
-        let read = match key {
-            Some(key) => field(key, &mut map)?,
-            None => false,
-        };
-        if !read {
-            map.next_value::<IgnoredAny>()?;
-        }
-    }
-    Ok(())
-}
-
-/// Reads a string value.
-fn text<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Text<'de>, A::Error> {
-    map.next_value_seed(Lenient(Str))
 }
 
 struct PayloadShape;
