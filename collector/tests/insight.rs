@@ -1,46 +1,113 @@
-//! Issue #7 against a real PostgreSQL: the views in schema.sql, the real
-//! binary's `summary` and `prune`, and every query of the Grafana dashboard.
-//! The reports come from tests/fixtures/reports.json, in the current, seed
-//! and v1 flat formats, several per cluster, inserted at fixed times.
+//! The read side against a real PostgreSQL and the real binary: the views
+//! and tables of collector/migrations/, `summary`, `prune`, `import` and
+//! `export`, and every query of the Grafana dashboard. Reports get in only
+//! the ways they do in production: `spartakus-collector import` (JSON
+//! Lines) or HTTP. The fixture reports (tests/fixtures/reports.json) come in
+//! the current, seed and v1 flat formats, several per cluster, at fixed
+//! times.
 
 mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const SCHEMA: &str = include_str!("../../schema.sql");
 const REPORTS: &str = include_str!("fixtures/reports.json");
 const DASHBOARD: &str = include_str!("../../contrib/grafana/spartakus-dashboard.json");
-/// The instant the fixtures' `minutes_before` count back from.
-const BASE: &str = "2024-03-10 12:00:00+00";
+/// 2024-03-10T12:00:00Z, the instant the fixtures' `minutes_before` count
+/// back from.
+const BASE: i64 = 1_710_072_000;
 
-/// A fresh database with the schema applied twice: it must be idempotent.
-fn schema_db() -> TestDb {
-    let db = TestDb::new();
-    let mut c = db.client();
-    c.batch_execute(SCHEMA).expect("schema.sql applies");
-    c.batch_execute(SCHEMA).expect("schema.sql applies again");
-    db
+fn now() -> i64 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
+    i64::try_from(secs).expect("fits i64")
 }
 
-/// Inserts every fixture report at `base` minus its `minutes_before`, in file
-/// order, so ids grow in that order.
-fn load(db: &TestDb, base: &str) {
-    let reports: Vec<Value> = serde_json::from_str(REPORTS).expect("fixtures are JSON");
-    let mut c = db.client();
-    for r in &reports {
-        let minutes = r["minutes_before"].as_i64().expect("minutes_before");
-        let minutes = i32::try_from(minutes).expect("fits i32");
-        let cluster = r["payload"]["clusterID"].as_str().expect("clusterID");
-        c.execute(
-            "INSERT INTO reports (received_at, cluster_id, received_from, metadata, payload) \
-             VALUES ($1::text::timestamptz - make_interval(mins => $2), $3, '127.0.0.1', '{}', $4::text::jsonb)",
-            &[&base, &minutes, &cluster, &r["payload"].to_string()],
-        )
-        .expect("insert a fixture report");
+/// One import line, as `export` writes them.
+fn line(at: &str, id: Option<&str>, payload: &Value) -> String {
+    let mut metadata = json!({"received_at": at, "received_from": "127.0.0.1"});
+    if let Some(id) = id {
+        metadata["reportID"] = json!(id);
     }
+    json!({"metadata": metadata, "payload": payload}).to_string()
+}
+
+/// The fixture reports as import lines at `base` minus their
+/// `minutes_before`, in file order, each with reportID `fixture-<index>`
+/// but for clusters d and f, which send none.
+fn fixture_lines(base: i64) -> String {
+    let reports: Vec<Value> = serde_json::from_str(REPORTS).expect("fixtures are JSON");
+    let mut out = String::new();
+    for (i, r) in reports.iter().enumerate() {
+        let at = base - r["minutes_before"].as_i64().expect("minutes_before") * 60;
+        let cluster = r["payload"]["clusterID"].as_str().expect("clusterID");
+        let id = format!("fixture-{i}");
+        let id = (!matches!(cluster, "cluster-d" | "cluster-f")).then_some(id.as_str());
+        let mut v: Value = serde_json::from_str(&line(&at.to_string(), id, &r["payload"]))
+            .expect("a line is JSON");
+        if let Some(extra) = r["metadata"].as_object() {
+            for (k, value) in extra {
+                v["metadata"][k] = value.clone();
+            }
+        }
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// Runs the collector with `args` and `input` on stdin.
+fn collector_with(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spartakus-collector"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("SPARTAKUS_RECEIVED_FROM")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run spartakus-collector");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child
+        .wait_with_output()
+        .expect("wait for spartakus-collector");
+    writer.join().expect("stdin writer");
+    out
+}
+
+fn collector(args: &[&str]) -> Output {
+    collector_with(args, "")
+}
+
+/// `import` of `input` from stdin with `extra` flags; its stdout.
+fn import(db: &TestDb, input: &str, extra: &[&str]) -> String {
+    let mut args = vec!["import", "--db-url", &db.url];
+    args.extend_from_slice(extra);
+    stdout(&collector_with(&args, input))
+}
+
+fn export(db: &TestDb) -> String {
+    stdout(&collector(&["export", "--db-url", &db.url]))
+}
+
+/// A fresh database holding the fixture reports at `base`.
+fn loaded(base: i64) -> TestDb {
+    let db = TestDb::new();
+    let got = import(&db, &fixture_lines(base), &[]);
+    assert_eq!(
+        got,
+        "read 11 lines: 11 reports stored, 0 already stored, 0 skipped\n"
+    );
+    db
 }
 
 /// Every row of `sql`, each column as PostgreSQL prints it (NULL as None),
@@ -50,7 +117,7 @@ fn rows(db: &TestDb, sql: &str) -> Vec<Vec<Option<String>>> {
     c.batch_execute("SET TimeZone = 'UTC'")
         .expect("set time zone");
     c.simple_query(sql)
-        .expect("query")
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         .iter()
         .filter_map(|m| match m {
             postgres::SimpleQueryMessage::Row(row) => Some(
@@ -63,12 +130,12 @@ fn rows(db: &TestDb, sql: &str) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
-fn collector(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spartakus-collector"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("run spartakus-collector")
+/// The one value of a one-row, one-column query.
+fn value(db: &TestDb, sql: &str) -> String {
+    match &rows(db, sql)[..] {
+        [row] => row[0].clone().unwrap_or_default(),
+        other => panic!("{sql}: want one row, got {other:?}"),
+    }
 }
 
 fn stdout(out: &Output) -> String {
@@ -85,6 +152,18 @@ fn s(v: &str) -> Option<String> {
     Some(v.to_string())
 }
 
+/// Rows from string cells, "-" for NULL.
+fn table(cells: &[&[&str]]) -> Vec<Vec<Option<String>>> {
+    cells
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| (*c != "-").then(|| c.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
 fn payload_of(cluster: &str, minutes: i64, nth: usize) -> Value {
     let reports: Vec<Value> = serde_json::from_str(REPORTS).expect("fixtures are JSON");
     reports
@@ -95,13 +174,25 @@ fn payload_of(cluster: &str, minutes: i64, nth: usize) -> Value {
         .expect("fixture exists")
 }
 
+/// Everything derived at ingest, one row per table row, as JSON text.
+fn derived(db: &TestDb) -> Vec<Vec<Option<String>>> {
+    rows(
+        db,
+        "SELECT 'clusters', to_jsonb(t)::text FROM clusters t
+         UNION ALL SELECT 'cluster_nodes', to_jsonb(t)::text FROM cluster_nodes t
+         UNION ALL SELECT 'cluster_days', to_jsonb(t)::text FROM cluster_days t
+         UNION ALL SELECT 'fleet_days', to_jsonb(t)::text FROM fleet_days t
+         ORDER BY 1, 2",
+    )
+}
+
 #[test]
 fn cluster_latest_is_each_clusters_newest_report_ties_broken_by_id() {
-    let db = schema_db();
-    load(&db, BASE);
+    let db = loaded(BASE);
     let got = rows(
         &db,
-        "SELECT cluster_id, received_at, payload FROM cluster_latest ORDER BY cluster_id",
+        "SELECT l.cluster_id, l.received_at, r.payload FROM cluster_latest l \
+         JOIN report_log r ON r.id = l.report ORDER BY l.cluster_id",
     );
     let want = [
         (
@@ -134,6 +225,11 @@ fn cluster_latest_is_each_clusters_newest_report_ties_broken_by_id() {
             "2024-03-10 11:30:00+00",
             payload_of("cluster-f", 30, 0),
         ),
+        (
+            "cluster-g",
+            "2024-03-10 10:00:00+00",
+            payload_of("cluster-g", 120, 0),
+        ),
     ];
     let got: Vec<(String, String, Value)> = got
         .into_iter()
@@ -155,21 +251,14 @@ fn cluster_latest_is_each_clusters_newest_report_ties_broken_by_id() {
 
 #[test]
 fn node_facts_reads_both_node_shapes_of_latest_reports_only() {
-    let db = schema_db();
-    load(&db, BASE);
+    let db = loaded(BASE);
     let mut got = rows(
         &db,
         "SELECT cluster_id, received_at, master_version, kubelet_version, os_image, \
          kernel_version, container_runtime_version, operating_system, architecture, \
-         cloud_provider, cpu, memory FROM node_facts",
+         cloud_provider, cpu_millicores, memory_bytes, accelerators FROM node_facts",
     );
     got.sort();
-    let row = |cells: [&str; 12]| -> Vec<Option<String>> {
-        cells
-            .iter()
-            .map(|c| (*c != "-").then(|| c.to_string()))
-            .collect()
-    };
     let (a, ub, k) = (
         "2024-03-09 18:00:00+00",
         "Ubuntu 22.04.4 LTS",
@@ -179,9 +268,14 @@ fn node_facts_reads_both_node_shapes_of_latest_reports_only() {
         "2024-03-10 07:00:00+00",
         "Container-Optimized OS from Google",
     );
-    let c = "2024-03-09 20:00:00+00";
-    let mut want = vec![
-        row([
+    let (c, g) = ("2024-03-09 20:00:00+00", "2024-03-10 10:00:00+00");
+    let (eks, al2, al2k) = (
+        "v1.29.3-eks-adc7111",
+        "Amazon Linux 2",
+        "5.10.210-201.852.amzn2.x86_64",
+    );
+    let mut want = table(&[
+        &[
             "cluster-a",
             a,
             "v1.29.4",
@@ -192,10 +286,11 @@ fn node_facts_reads_both_node_shapes_of_latest_reports_only() {
             "linux",
             "amd64",
             "aws",
-            "4",
-            "16Gi",
-        ]),
-        row([
+            "4000",
+            "17179869184",
+            "-",
+        ],
+        &[
             "cluster-a",
             a,
             "v1.29.4",
@@ -206,10 +301,11 @@ fn node_facts_reads_both_node_shapes_of_latest_reports_only() {
             "linux",
             "amd64",
             "aws",
-            "4",
-            "16Gi",
-        ]),
-        row([
+            "4000",
+            "17179869184",
+            "-",
+        ],
+        &[
             "cluster-a",
             a,
             "v1.29.4",
@@ -220,10 +316,11 @@ fn node_facts_reads_both_node_shapes_of_latest_reports_only() {
             "linux",
             "arm64",
             "aws",
-            "2",
-            "8Gi",
-        ]),
-        row([
+            "2000",
+            "8589934592",
+            "-",
+        ],
+        &[
             "cluster-b",
             b,
             "v1.29.4",
@@ -234,10 +331,11 @@ fn node_facts_reads_both_node_shapes_of_latest_reports_only() {
             "linux",
             "amd64",
             "gce",
-            "8",
-            "32Gi",
-        ]),
-        row([
+            "8000",
+            "34359738368",
+            "-",
+        ],
+        &[
             "cluster-b",
             b,
             "v1.29.4",
@@ -248,10 +346,11 @@ fn node_facts_reads_both_node_shapes_of_latest_reports_only() {
             "-",
             "-",
             "-",
-            "8",
-            "32Gi",
-        ]),
-        row([
+            "8000",
+            "34359738368",
+            "-",
+        ],
+        &[
             "cluster-c",
             c,
             "-",
@@ -262,10 +361,11 @@ fn node_facts_reads_both_node_shapes_of_latest_reports_only() {
             "-",
             "-",
             "-",
-            "1",
-            "505020Ki",
-        ]),
-        row([
+            "1000",
+            "517140480",
+            "-",
+        ],
+        &[
             "cluster-c",
             c,
             "-",
@@ -276,10 +376,11 @@ fn node_facts_reads_both_node_shapes_of_latest_reports_only() {
             "-",
             "-",
             "-",
-            "2",
-            "1019980Ki",
-        ]),
-        row([
+            "2000",
+            "1044459520",
+            "-",
+        ],
+        &[
             "cluster-d",
             "2024-01-25 12:00:00+00",
             "v1.27.1",
@@ -290,10 +391,11 @@ fn node_facts_reads_both_node_shapes_of_latest_reports_only() {
             "linux",
             "amd64",
             "azure",
-            "4",
-            "16393292Ki",
-        ]),
-        row([
+            "4000",
+            "16786731008",
+            "-",
+        ],
+        &[
             "cluster-e",
             "2024-03-10 11:00:00+00",
             "v1.30.0",
@@ -306,31 +408,60 @@ fn node_facts_reads_both_node_shapes_of_latest_reports_only() {
             "-",
             "-",
             "-",
-        ]),
-    ];
+            "-",
+        ],
+        &[
+            "cluster-g",
+            g,
+            eks,
+            "v1.29.3-eks-ae9a62a",
+            al2,
+            al2k,
+            "containerd://1.7.11",
+            "linux",
+            "amd64",
+            "aws",
+            "4000",
+            "17179869184",
+            "-",
+        ],
+        &[
+            "cluster-g",
+            g,
+            eks,
+            "v1.29.3-eks-ae9a62a",
+            al2,
+            al2k,
+            "containerd://1.7.11",
+            "linux",
+            "amd64",
+            "aws",
+            "8000",
+            "34359738368",
+            "4",
+        ],
+    ]);
     want.sort();
     assert_eq!(got, want);
 }
 
 #[test]
 fn clusters_daily_counts_each_cluster_once_a_day_with_its_last_node_count() {
-    let db = schema_db();
-    load(&db, BASE);
+    let db = loaded(BASE);
     let got = rows(
         &db,
-        "SELECT day, clusters, nodes FROM clusters_daily ORDER BY day",
+        "SELECT day, clusters, nodes, clusters_with_accelerators, nodes_with_accelerators \
+         FROM clusters_daily ORDER BY day",
     );
-    let want: Vec<Vec<Option<String>>> = [
-        ("2024-01-25", "1", "1"),
-        ("2024-03-08", "1", "2"),
+    let want = table(&[
+        &["2024-01-25", "1", "1", "0", "0"],
+        &["2024-03-08", "1", "2", "0", "0"],
         // cluster-a's later report (3 nodes), cluster-b (1), cluster-c by id (2).
-        ("2024-03-09", "3", "6"),
-        // cluster-b (2), cluster-e (1 object among its nodes), cluster-f (0).
-        ("2024-03-10", "3", "3"),
-    ]
-    .iter()
-    .map(|(d, c, n)| vec![s(d), s(c), s(n)])
-    .collect();
+        &["2024-03-09", "3", "6", "0", "0"],
+        // cluster-b (2), cluster-e (1 object among its nodes), cluster-f (0),
+        // cluster-g (2, one with accelerators).
+        &["2024-03-10", "4", "5", "1", "1"],
+    ]);
     assert_eq!(got, want);
 }
 
@@ -344,26 +475,31 @@ fn breakdown(rows: &[(Option<&str>, i64, i64)]) -> Value {
 
 #[test]
 fn summary_json_counts_recent_clusters_and_their_nodes() {
-    let db = schema_db();
-    load(&db, "now");
+    let db = loaded(now());
     let got: Value = serde_json::from_str(&stdout(&collector(&[
         "summary", "--db-url", &db.url, "--json",
     ])))
     .expect("summary --json is JSON");
     // cluster-d's only report is 45 days old: outside the default 30 days.
     let want = json!({
-        "days": 30, "clusters": 5, "nodes": 8,
-        "master_version": breakdown(&[(Some("v1.29.4"), 2, 5), (None, 1, 2), (Some("v1.30.0"), 1, 1)]),
-        "kubelet_version": breakdown(&[(Some("v1.29.4"), 2, 4), (Some("v1.0.3"), 1, 2), (Some("v1.28.2"), 1, 1), (None, 1, 1)]),
-        "os_image": breakdown(&[(Some("Ubuntu 22.04.4 LTS"), 1, 3), (Some("Container-Optimized OS from Google"), 1, 2),
-            (Some("CoreOS 738.1.0"), 1, 1), (Some("CoreOS 766.3.0"), 1, 1), (None, 1, 1)]),
+        "days": 30, "clusters": 6, "nodes": 10, "nodes_with_accelerators": 1,
+        "distribution": breakdown(&[(Some("vanilla"), 3, 6), (Some("eks"), 1, 2), (Some("unknown"), 2, 2)]),
+        "minor_version": breakdown(&[(Some("v1.29"), 3, 7), (None, 2, 2), (Some("v1.30"), 1, 1)]),
+        "master_version": breakdown(&[(Some("v1.29.4"), 2, 5), (Some("v1.29.3-eks-adc7111"), 1, 2), (None, 2, 2), (Some("v1.30.0"), 1, 1)]),
+        "kubelet_version": breakdown(&[(Some("v1.29.4"), 2, 4), (Some("v1.0.3"), 1, 2), (Some("v1.29.3-eks-ae9a62a"), 1, 2),
+            (Some("v1.28.2"), 1, 1), (None, 1, 1)]),
+        "os_image": breakdown(&[(Some("Ubuntu 22.04.4 LTS"), 1, 3), (Some("Amazon Linux 2"), 1, 2),
+            (Some("Container-Optimized OS from Google"), 1, 2), (Some("CoreOS 738.1.0"), 1, 1), (Some("CoreOS 766.3.0"), 1, 1), (None, 1, 1)]),
         "container_runtime_version": breakdown(&[(Some("containerd://1.7.13"), 1, 3), (Some("containerd://1.7.10"), 1, 2),
-            (Some("docker://1.6.2"), 1, 1), (Some("docker://1.7.1"), 1, 1), (None, 1, 1)]),
-        "architecture": breakdown(&[(None, 3, 4), (Some("amd64"), 2, 3), (Some("arm64"), 1, 1)]),
-        "operating_system": breakdown(&[(Some("linux"), 2, 4), (None, 3, 4)]),
-        "cloud_provider": breakdown(&[(None, 3, 4), (Some("aws"), 1, 3), (Some("gce"), 1, 1)]),
+            (Some("containerd://1.7.11"), 1, 2), (Some("docker://1.6.2"), 1, 1), (Some("docker://1.7.1"), 1, 1), (None, 1, 1)]),
+        "architecture": breakdown(&[(Some("amd64"), 3, 5), (None, 3, 4), (Some("arm64"), 1, 1)]),
+        "operating_system": breakdown(&[(Some("linux"), 3, 6), (None, 3, 4)]),
+        "cloud_provider": breakdown(&[(Some("aws"), 2, 5), (None, 3, 4), (Some("gce"), 1, 1)]),
+        "accelerators": [{"value": "nvidia.com/gpu", "clusters": 1, "count": 4}],
+        "volunteer_version": breakdown(&[(None, 4, 6), (Some("v0.3.0"), 1, 2), (Some("v1.0.0"), 1, 2)]),
+        "extensions": breakdown(&[(Some("example.com/plan=gold"), 1, 2)]),
     });
-    assert_eq!(got, want);
+    assert_eq!(got, want, "got:\n{got:#}");
 
     let wider: Value = serde_json::from_str(&stdout(&collector(&[
         "summary", "--db-url", &db.url, "--json", "--days", "60",
@@ -371,35 +507,49 @@ fn summary_json_counts_recent_clusters_and_their_nodes() {
     .expect("JSON");
     assert_eq!(
         (&wider["days"], &wider["clusters"], &wider["nodes"]),
-        (&json!(60), &json!(6), &json!(9))
+        (&json!(60), &json!(7), &json!(11))
     );
 }
 
 #[test]
 fn summary_prints_aligned_tables() {
-    let db = schema_db();
-    load(&db, "now");
+    let db = loaded(now());
     let got = stdout(&collector(&[
         "summary", "--db-url", &db.url, "--days", "60",
     ]));
     let want = "\
-Clusters: 6   Nodes: 9   (seen in the last 60 days)
+Clusters: 7   Nodes: 11   Nodes with accelerators: 1   (seen in the last 60 days)
 
-Master version   Clusters  Nodes
-v1.29.4                 2      5
-(unknown)               1      2
-v1.27.1                 1      1
-v1.30.0                 1      1
+Distribution   Clusters  Nodes
+vanilla               3      6
+eks                   1      2
+unknown               2      2
+aks                   1      1
 
-Kubelet version   Clusters  Nodes
-v1.29.4                  2      4
-v1.0.3                   1      2
-v1.27.1                  1      1
-v1.28.2                  1      1
-(unknown)                1      1
+Minor version   Clusters  Nodes
+v1.29                  3      7
+(unknown)              2      2
+v1.27                  1      1
+v1.30                  1      1
+
+Master version        Clusters  Nodes
+v1.29.4                      2      5
+v1.29.3-eks-adc7111          1      2
+(unknown)                    2      2
+v1.27.1                      1      1
+v1.30.0                      1      1
+
+Kubelet version       Clusters  Nodes
+v1.29.4                      2      4
+v1.0.3                       1      2
+v1.29.3-eks-ae9a62a          1      2
+v1.27.1                      1      1
+v1.28.2                      1      1
+(unknown)                    1      1
 
 OS image                             Clusters  Nodes
 Ubuntu 22.04.4 LTS                          1      3
+Amazon Linux 2                              1      2
 Container-Optimized OS from Google          1      2
 CoreOS 738.1.0                              1      1
 CoreOS 766.3.0                              1      1
@@ -409,25 +559,37 @@ Ubuntu 20.04.6 LTS                          1      1
 Container runtime     Clusters  Nodes
 containerd://1.7.13          1      3
 containerd://1.7.10          1      2
+containerd://1.7.11          1      2
 containerd://1.6.8           1      1
 docker://1.6.2               1      1
 docker://1.7.1               1      1
 (unknown)                    1      1
 
 Architecture   Clusters  Nodes
-amd64                 3      4
+amd64                 4      6
 (unknown)             3      4
 arm64                 1      1
 
 Operating system   Clusters  Nodes
-linux                     3      5
+linux                     4      7
 (unknown)                 3      4
 
 Cloud provider   Clusters  Nodes
+aws                     2      5
 (unknown)               3      4
-aws                     1      3
 azure                   1      1
 gce                     1      1
+
+Accelerator      Clusters  Count
+nvidia.com/gpu          1      4
+
+Volunteer version   Clusters  Nodes
+(unknown)                  5      7
+v0.3.0                     1      2
+v1.0.0                     1      2
+
+Extension               Clusters  Nodes
+example.com/plan=gold          1      2
 ";
     assert_eq!(got, want, "got:\n{got}");
 }
@@ -454,80 +616,79 @@ fn reports_posted_to_the_real_collector_reach_the_views() {
     let v1 = payload_of("cluster-b", 300, 0);
     assert_eq!(c.post("/api/v1", &v1.to_string()).status, 204);
     assert_eq!(c.post("/api/v1/stats", SEED).status, 204);
-    let got = rows(
+    let mut got = rows(
         &db,
-        "SELECT cluster_id, kubelet_version, operating_system, cpu, memory FROM node_facts \
-         ORDER BY cluster_id, cpu",
+        "SELECT cluster_id, kubelet_version, operating_system, cpu_millicores, memory_bytes \
+         FROM node_facts",
     );
-    let want = vec![
-        vec![
-            s("612e0f99-1912-4647-831d-ba4c3d918b66"),
-            s("v1.0.3"),
-            None,
-            s("1"),
-            s("505020Ki"),
+    got.sort();
+    let mut want = table(&[
+        &[
+            "612e0f99-1912-4647-831d-ba4c3d918b66",
+            "v1.0.3",
+            "-",
+            "1000",
+            "517140480",
         ],
-        vec![s("cluster-b"), s("v1.29.4"), s("linux"), s("8"), s("32Gi")],
-        vec![s("cluster-b"), s("v1.29.4"), None, s("8"), s("32Gi")],
-    ];
+        &["cluster-b", "v1.29.4", "linux", "8000", "34359738368"],
+        &["cluster-b", "v1.29.4", "-", "8000", "34359738368"],
+    ]);
+    want.sort();
     assert_eq!(got, want);
+    assert_eq!(value(&db, "SELECT sum(clusters) FROM clusters_daily"), "2");
+}
+
+/// `--older-than` in seconds that puts prune's cutoff at `cutoff` (unix
+/// seconds), give or take the seconds the command takes to start.
+fn older_than(cutoff: i64) -> String {
+    format!("{}s", now() - cutoff)
 }
 
 #[test]
 fn prune_deletes_exactly_the_old_reports_in_batches() {
-    let db = schema_db();
-    let mut c = db.client();
-    // 25 reports older than 400 days, and 5 newer ones, one of them a day
-    // short of the cutoff.
-    c.batch_execute(
-        "INSERT INTO reports (received_at, cluster_id, received_from, metadata, payload)
-         SELECT now() - interval '401 days' - make_interval(mins => g), 'old-' || (g % 2),
-                '127.0.0.1', '{}', '{\"clusterID\": \"old\"}'
-         FROM generate_series(1, 25) g;
-         INSERT INTO reports (received_at, cluster_id, received_from, metadata, payload)
-         SELECT now() - make_interval(days => d), 'new', '127.0.0.1', '{}', '{\"clusterID\": \"new\"}'
-         FROM unnest(ARRAY[399, 100, 10, 1, 0]) d",
-    )
-    .expect("insert reports");
-    let keep: Vec<i64> = c
-        .query(
-            "SELECT id FROM reports WHERE cluster_id = 'new' ORDER BY id",
-            &[],
-        )
-        .expect("ids")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let cutoff_text = "SELECT to_char((now() - interval '400 days') AT TIME ZONE 'UTC', \
-                       'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
-    let before: String = c.query_one(cutoff_text, &[]).expect("cutoff").get(0);
+    // 2024-03-15T12:00:00Z: 25 reports in the two hours before, 5 after,
+    // all in one month, so that nothing is dropped whole.
+    let cutoff = 1_710_504_000;
+    let mut input = String::new();
+    for g in 0..25 {
+        let p = json!({"clusterID": format!("old-{}", g % 2)});
+        input += &line(
+            &(cutoff - 600 - g * 240).to_string(),
+            Some(&format!("old-{g}")),
+            &p,
+        );
+        input.push('\n');
+    }
+    for d in [1, 2, 3, 5, 8] {
+        input += &line(
+            &(cutoff + d * 3600).to_string(),
+            Some(&format!("new-{d}")),
+            &json!({"clusterID": "new"}),
+        );
+        input.push('\n');
+    }
+    let db = TestDb::new();
+    import(&db, &input, &[]);
+    let keep = rows(
+        &db,
+        "SELECT id FROM report_log WHERE cluster_id = 'new' ORDER BY id",
+    );
     let args = [
         "prune",
         "--db-url",
         &db.url,
         "--older-than",
-        "400d",
+        &older_than(cutoff),
         "--batch-size",
         "10",
     ];
     let got = stdout(&collector(&args));
-    let after: String = c.query_one(cutoff_text, &[]).expect("cutoff").get(0);
-
-    let cutoff = got
-        .strip_prefix("deleted 25 reports received before ")
-        .and_then(|rest| rest.strip_suffix(" in 3 batches\n"))
+    let at = got
+        .strip_prefix("deleted 25 reports received before 2024-03-15T12:00:")
+        .and_then(|rest| rest.strip_suffix("Z in 3 batches\n"))
         .unwrap_or_else(|| panic!("got {got:?}"));
-    assert!(
-        (before.as_str()..=after.as_str()).contains(&cutoff),
-        "{cutoff} not in [{before}, {after}]"
-    );
-    let left: Vec<i64> = c
-        .query("SELECT id FROM reports ORDER BY id", &[])
-        .expect("ids")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(left, keep);
+    assert!(at.len() == 2 && at < "30", "cutoff drifted: {got:?}");
+    assert_eq!(rows(&db, "SELECT id FROM report_log ORDER BY id"), keep);
 
     let again = stdout(&collector(&args));
     assert!(
@@ -538,7 +699,111 @@ fn prune_deletes_exactly_the_old_reports_in_batches() {
 }
 
 #[test]
-fn prune_and_summary_flag_errors_name_the_flag_and_exit_2() {
+fn prune_drops_old_months_whole_and_trims_what_was_derived_from_them() {
+    // The cutoff, 2024-03-15T00:00:00Z: January and February are older
+    // whole; March is the boundary month.
+    let cutoff = 1_710_460_800;
+    let day = 86_400;
+    let mut input = String::new();
+    let mut add = |at: i64, id: &str, cluster: &str| {
+        let p = json!({"clusterID": cluster, "nodes": [{"status": {"nodeInfo": {"kubeletVersion": "v1.29.1"}}}]});
+        input += &line(&at.to_string(), Some(id), &p);
+        input.push('\n');
+    };
+    add(cutoff - 60 * day, "jan-1", "gone"); // 2024-01-15
+    add(cutoff - 59 * day, "jan-2", "gone");
+    add(cutoff - 30 * day, "feb-1", "kept"); // 2024-02-14
+    for i in 0..12 {
+        add(cutoff - 10 * day + i * 3600, &format!("mar-{i}"), "gone"); // 2024-03-05
+    }
+    add(cutoff + 2 * day, "mar-new", "kept"); // 2024-03-17
+    add(cutoff + 20 * day, "apr-new", "new"); // 2024-04-04
+    let db = TestDb::new();
+    import(&db, &input, &[]);
+    let months = "SELECT string_agg(c.relname, ' ' ORDER BY c.relname) FROM pg_inherits i \
+                  JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'report_log'::regclass";
+    assert_eq!(
+        value(&db, months),
+        "report_log_2024_01 report_log_2024_02 report_log_2024_03 report_log_2024_04 report_log_default"
+    );
+
+    let args = [
+        "prune",
+        "--db-url",
+        &db.url,
+        "--older-than",
+        &older_than(cutoff),
+        "--batch-size",
+        "5",
+    ];
+    let got = stdout(&collector(&args));
+    // Two months dropped, and 12 reports of March in batches of 5.
+    let (first, second) = got.split_once('\n').unwrap_or_else(|| panic!("{got:?}"));
+    assert!(
+        first.starts_with("deleted 15 reports received before 2024-03-15T00:00:")
+            && first.ends_with("Z in 5 batches"),
+        "{got:?}"
+    );
+    assert_eq!(
+        second,
+        "dropped whole: report_log_2024_01, report_log_2024_02\n"
+    );
+    assert_eq!(
+        value(&db, months),
+        "report_log_2024_03 report_log_2024_04 report_log_default"
+    );
+    assert_eq!(
+        value(&db, "SELECT to_regclass('report_log_2024_01') IS NULL"),
+        "t"
+    );
+
+    let left = "SELECT string_agg(report_id, ' ' ORDER BY report_id) FROM report_log";
+    assert_eq!(value(&db, left), "apr-new mar-new");
+    let keys = "SELECT string_agg(key, ' ' ORDER BY key) FROM report_keys";
+    assert_eq!(value(&db, keys), "id:apr-new id:mar-new");
+    // Nothing derived is older than the cutoff's day; "gone" reported last
+    // before it.
+    assert_eq!(
+        value(
+            &db,
+            "SELECT string_agg(cluster_id, ' ' ORDER BY 1) FROM clusters"
+        ),
+        "kept new"
+    );
+    assert_eq!(
+        value(
+            &db,
+            "SELECT string_agg(DISTINCT cluster_id, ' ' ORDER BY cluster_id) FROM cluster_nodes"
+        ),
+        "kept new"
+    );
+    assert_eq!(
+        value(&db, "SELECT min(day) FROM cluster_days"),
+        "2024-03-17"
+    );
+    assert_eq!(value(&db, "SELECT min(day) FROM fleet_days"), "2024-03-17");
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT day, clusters, nodes FROM clusters_daily ORDER BY 1"
+        ),
+        table(&[&["2024-03-17", "1", "1"], &["2024-04-04", "1", "1"]])
+    );
+
+    // A pruned reportID is no longer known: it can be stored again.
+    let again = line(
+        &(cutoff + day).to_string(),
+        Some("jan-1"),
+        &json!({"clusterID": "gone"}),
+    );
+    assert_eq!(
+        import(&db, &again, &[]),
+        "read 1 lines: 1 reports stored, 0 already stored, 0 skipped\n"
+    );
+}
+
+#[test]
+fn flag_errors_name_the_flag_and_exit_2() {
     let url = "postgres://postgres@127.0.0.1:1/nowhere";
     let cases: &[(&[&str], &str)] = &[
         (&["summary"], "--db-url: required (or set DATABASE_URL)"),
@@ -548,6 +813,13 @@ fn prune_and_summary_flag_errors_name_the_flag_and_exit_2() {
         (&["prune", "--db-url", url, "--older-than", "0d"], "--older-than: must be a duration like 400d, 36h or 90m, from 1s to 36500d, not \"0d\""),
         (&["prune", "--db-url", url, "--older-than", "soon"], "--older-than: must be a duration like 400d, 36h or 90m, from 1s to 36500d, not \"soon\""),
         (&["prune", "--db-url", url, "--older-than", "1d", "--batch-size", "many"], "--batch-size: must be a whole number from 1 to 1000000"),
+        (&["import"], "--db-url: required (or set DATABASE_URL)"),
+        (&["import", "--db-url", url, "--on-error", "ignore"], "--on-error: must be stop or skip"),
+        (&["import", "--db-url", url, "--received-from", "half"], "--received-from: must be full, truncated or none"),
+        (&["import", "--db-url", url, "--batch-size", "0"], "--batch-size: must be a whole number from 1 to 10000"),
+        (&["import", "--db-url", url, "a.jsonl", "--force"], "arguments: unexpected \"--force\"; see --help"),
+        (&["export", "--db-url", url, "--all"], "arguments: unexpected \"--all\"; see --help"),
+        (&["migrate", "--db-url", url, "--batch-size", "100001"], "--batch-size: must be a whole number from 1 to 100000"),
         (&["purge"], "arguments: unexpected \"purge\"; see --help"),
     ];
     for (args, want) in cases {
@@ -559,9 +831,460 @@ fn prune_and_summary_flag_errors_name_the_flag_and_exit_2() {
     }
 }
 
-/// Expands `$__timeFilter(column)` the way Grafana's PostgreSQL data source
-/// does (`column BETWEEN '<from>' AND '<to>'`, RFC 3339 in UTC). The
-/// dashboard uses no other macro; a new one fails the test until added here.
+#[test]
+fn a_duplicate_report_id_changes_no_derived_state() {
+    let db = loaded(BASE);
+    let before = derived(&db);
+    assert_eq!(
+        import(&db, &fixture_lines(BASE), &[]),
+        "read 11 lines: 0 reports stored, 11 already stored, 0 skipped\n"
+    );
+    // The same reportIDs a day later, with other payloads: still duplicates.
+    let other = json!({"clusterID": "cluster-a", "masterVersion": "v1.31.0", "nodes": []});
+    let later = line(&(BASE + 86_400).to_string(), Some("fixture-2"), &other);
+    assert_eq!(
+        import(&db, &later, &[]),
+        "read 1 lines: 0 reports stored, 1 already stored, 0 skipped\n"
+    );
+    let c = Collector::start(&db.url, &[]);
+    c.wait_ready(Duration::from_secs(20));
+    let body = json!({"metadata": {"reportID": "fixture-6"}, "payload": other});
+    assert_eq!(c.post("/api/v1/stats", &body.to_string()).status, 204);
+    assert_eq!(value(&db, "SELECT count(*) FROM report_log"), "11");
+    assert_eq!(derived(&db), before);
+}
+
+#[test]
+fn an_older_report_never_replaces_the_latest_but_counts_in_its_own_day() {
+    let db = TestDb::new();
+    let report = |version: &str, nodes: usize| {
+        let node = json!({"status": {"nodeInfo": {"kubeletVersion": version}}});
+        json!({"clusterID": "x", "masterVersion": version, "nodes": vec![node; nodes]})
+    };
+    // 2024-03-10 and, imported later, 2024-03-08.
+    import(
+        &db,
+        &line(&BASE.to_string(), Some("new"), &report("v1.29.4", 3)),
+        &[],
+    );
+    let latest = rows(&db, "SELECT * FROM cluster_latest");
+    let nodes = rows(&db, "SELECT * FROM node_facts");
+    import(
+        &db,
+        &line(
+            &(BASE - 2 * 86_400).to_string(),
+            Some("old"),
+            &report("v1.27.1", 5),
+        ),
+        &[],
+    );
+    assert_eq!(rows(&db, "SELECT * FROM cluster_latest"), latest);
+    assert_eq!(rows(&db, "SELECT * FROM node_facts"), nodes);
+    assert_eq!(value(&db, "SELECT minor_version FROM clusters"), "v1.29");
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT day, clusters, nodes FROM clusters_daily ORDER BY 1"
+        ),
+        table(&[&["2024-03-08", "1", "5"], &["2024-03-10", "1", "3"]])
+    );
+    assert_eq!(
+        rows(&db, "SELECT day, value, clusters, nodes FROM fleet_days WHERE dimension = 'minor_version' ORDER BY 1"),
+        table(&[&["2024-03-08", "v1.27", "1", "5"], &["2024-03-10", "v1.29", "1", "3"]])
+    );
+}
+
+/// Two reports of cluster x on 2024-03-10, the first with 2 nodes of
+/// v1.28, the later with 5 of v1.29, in `order` (indices into them).
+fn same_day(order: [usize; 2]) -> Vec<String> {
+    let report = |version: &str, nodes: usize| {
+        let node = json!({"status": {"nodeInfo": {"kubeletVersion": version}}});
+        json!({"clusterID": "x", "masterVersion": version, "nodes": vec![node; nodes]})
+    };
+    let lines = [
+        line(
+            &(BASE - 3600).to_string(),
+            Some("morning"),
+            &report("v1.28.3", 2),
+        ),
+        line(
+            &(BASE + 3600).to_string(),
+            Some("afternoon"),
+            &report("v1.29.4", 5),
+        ),
+    ];
+    order.iter().map(|&i| lines[i].clone()).collect()
+}
+
+/// What the day's rollups say, leaving out values no cluster has any more.
+fn day_rollup(db: &TestDb) -> Vec<Vec<Option<String>>> {
+    rows(
+        db,
+        "SELECT day, dimension, value, clusters, nodes FROM fleet_days \
+         WHERE clusters <> 0 OR nodes <> 0 ORDER BY 1, 2, 3",
+    )
+}
+
+fn want_afternoon() -> Vec<Vec<Option<String>>> {
+    table(&[
+        &["2024-03-10", "all", "", "1", "5"],
+        &["2024-03-10", "distribution", "vanilla", "1", "5"],
+        &["2024-03-10", "minor_version", "v1.29", "1", "5"],
+        &["2024-03-10", "volunteer_version", "", "1", "5"],
+    ])
+}
+
+#[test]
+fn a_second_report_the_same_day_replaces_the_first_across_batches() {
+    let db = TestDb::new();
+    for l in same_day([0, 1]) {
+        import(&db, &l, &[]);
+    }
+    assert_eq!(day_rollup(&db), want_afternoon());
+    assert_eq!(
+        rows(&db, "SELECT day, clusters, nodes FROM clusters_daily"),
+        table(&[&["2024-03-10", "1", "5"]])
+    );
+    // A report between the two changes nothing: the day has a later one.
+    let noon = json!({"clusterID": "x", "masterVersion": "v1.30.0"});
+    import(&db, &line(&BASE.to_string(), Some("noon"), &noon), &[]);
+    assert_eq!(day_rollup(&db), want_afternoon());
+}
+
+#[test]
+fn a_second_report_the_same_day_replaces_the_first_within_a_batch() {
+    for order in [[0, 1], [1, 0]] {
+        let db = TestDb::new();
+        import(&db, &same_day(order).join("\n"), &[]);
+        assert_eq!(day_rollup(&db), want_afternoon(), "order {order:?}");
+        assert_eq!(value(&db, "SELECT count(*) FROM cluster_days"), "1");
+    }
+}
+
+#[test]
+fn export_then_import_round_trips_byte_for_byte() {
+    let db = loaded(BASE);
+    // Microseconds, a report without reportID, an address kept empty.
+    let extra = [
+        r#"{"metadata": {"received_at": "1710072000.000001", "received_from": "2001:db8::1", "reportID": "micro"}, "payload": {"clusterID": "cluster-m", "nodes": []}}"#,
+        r#"{"metadata": {"received_at": "1710072000.5", "received_from": "192.0.2.7"}, "payload": {"clusterID": "cluster-m", "n": 1.50}}"#,
+        r#"{"metadata": {"received_at": "1710072001.999999", "received_from": "", "volunteerVersion": "v0.3.0"}, "payload": {"clusterID": "cluster-n"}}"#,
+    ];
+    import(&db, &extra.join("\n"), &[]);
+    let first = export(&db);
+    assert_eq!(first.lines().count(), 14);
+    assert!(
+        first.contains(r#""received_at": "1710072000.000001""#),
+        "{first}"
+    );
+    assert!(
+        first.contains(r#""received_at": "1710072000.500000""#),
+        "{first}"
+    );
+
+    let copy = TestDb::new();
+    assert_eq!(
+        import(&copy, &first, &[]),
+        "read 14 lines: 14 reports stored, 0 already stored, 0 skipped\n"
+    );
+    assert_eq!(export(&copy), first);
+    assert_eq!(derived(&copy), derived(&db));
+    // Again: every line is known, also the four without reportID.
+    assert_eq!(
+        import(&copy, &first, &[]),
+        "read 14 lines: 0 reports stored, 14 already stored, 0 skipped\n"
+    );
+    assert_eq!(export(&copy), first);
+}
+
+#[test]
+fn reports_received_in_the_same_microsecond_keep_their_order_through_import() {
+    // The later line is the later report, whatever its reportID.
+    let at = "1710072000.123456";
+    let lines = [
+        line(
+            at,
+            Some("zz-first"),
+            &json!({"clusterID": "t", "masterVersion": "v1.1.0"}),
+        ),
+        line(
+            at,
+            Some("aa-second"),
+            &json!({"clusterID": "t", "masterVersion": "v1.2.0"}),
+        ),
+    ];
+    let db = TestDb::new();
+    import(&db, &lines.join("\n"), &[]);
+    assert_eq!(
+        value(&db, "SELECT master_version FROM cluster_latest"),
+        "v1.2.0"
+    );
+    assert_eq!(value(&db, "SELECT minor_version FROM cluster_days"), "v1.2");
+    let exported = export(&db);
+    let order: Vec<&str> = exported
+        .lines()
+        .map(|l| {
+            if l.contains("zz-first") {
+                "first"
+            } else {
+                "second"
+            }
+        })
+        .collect();
+    assert_eq!(order, ["first", "second"]);
+    let copy = TestDb::new();
+    import(&copy, &exported, &[]);
+    assert_eq!(
+        value(&copy, "SELECT master_version FROM cluster_latest"),
+        "v1.2.0"
+    );
+}
+
+/// A temporary file of `contents`, removed on drop.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &[u8]) -> TempFile {
+        let path = std::env::temp_dir().join(format!("spartakus-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).expect("write a temp file");
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn numbered(n: usize) -> String {
+    line(
+        &(BASE + n as i64).to_string(),
+        Some(&format!("r{n}")),
+        &json!({"clusterID": "c"}),
+    )
+}
+
+#[test]
+fn import_stops_at_a_bad_line_naming_it_and_keeps_the_lines_before() {
+    let bad_lines: [(&str, String, &str); 5] = [
+        ("json", "{\"metadata\": ".into(), "invalid JSON ("),
+        (
+            "at",
+            r#"{"metadata": {"received_at": "yesterday"}, "payload": {"clusterID": "c"}}"#.into(),
+            "metadata.received_at: required, unix seconds like 1764547200.123456",
+        ),
+        (
+            "from",
+            r#"{"metadata": {"received_at": "1710072000", "received_from": "gateway"}, "payload": {"clusterID": "c"}}"#.into(),
+            "metadata.received_from: must be an IP address",
+        ),
+        (
+            "payload",
+            r#"{"metadata": {"received_at": "1710072000"}, "payload": {"clusterID": ""}}"#.into(),
+            "payload.clusterID: required, a non-empty string",
+        ),
+        ("cap", format!("{{\"pad\": \"{}\"}}", "x".repeat((33 << 20) + 10)), "longer than 33620992 bytes"),
+    ];
+    for (name, bad, want) in &bad_lines {
+        let contents = [
+            numbered(1),
+            numbered(2),
+            numbered(3),
+            bad.clone(),
+            numbered(5),
+        ]
+        .join("\n");
+        let file = TempFile::new(&format!("stop-{name}.jsonl"), contents.as_bytes());
+        let db = TestDb::new();
+        let out = collector(&["import", "--db-url", &db.url, file.path()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        let want = format!("spartakus-collector: import: {}:4: {want}", file.path());
+        assert!(
+            stderr.starts_with(&want),
+            "{name}: want {want:?}, got {stderr:?}"
+        );
+        assert!(
+            stderr.ends_with("(the lines before it are stored; --on-error skip goes on)\n"),
+            "{name}: {stderr:?}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr:?}");
+        assert_eq!(
+            value(
+                &db,
+                "SELECT string_agg(report_id, ' ' ORDER BY id) FROM report_log"
+            ),
+            "r1 r2 r3"
+        );
+
+        let db = TestDb::new();
+        let out = collector(&[
+            "import",
+            "--db-url",
+            &db.url,
+            "--on-error",
+            "skip",
+            file.path(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stdout(&out),
+            "read 5 lines: 4 reports stored, 0 already stored, 1 skipped\n",
+            "{name}"
+        );
+        let skipped = format!("spartakus-collector import: {}:4: skipped: ", file.path());
+        assert!(stderr.starts_with(&skipped), "{name}: {stderr:?}");
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr:?}");
+        assert_eq!(
+            value(
+                &db,
+                "SELECT string_agg(report_id, ' ' ORDER BY id) FROM report_log"
+            ),
+            "r1 r2 r3 r5"
+        );
+    }
+}
+
+#[test]
+fn import_truncates_addresses_under_received_from_truncated() {
+    let lines = [
+        r#"{"metadata": {"received_at": "1710072000", "received_from": "192.0.2.77", "reportID": "v4"}, "payload": {"clusterID": "c"}}"#,
+        r#"{"metadata": {"received_at": "1710072001", "received_from": "2001:db8:1:2:3:4:5:6", "reportID": "v6"}, "payload": {"clusterID": "c"}}"#,
+    ];
+    let db = TestDb::new();
+    import(&db, &lines.join("\n"), &["--received-from", "truncated"]);
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT received_from, metadata ->> 'received_from' FROM report_log ORDER BY id"
+        ),
+        table(&[
+            &["192.0.2.0", "192.0.2.0"],
+            &["2001:db8:1:2::", "2001:db8:1:2::"]
+        ])
+    );
+    let exported = export(&db);
+    assert!(
+        !exported.contains("192.0.2.77") && !exported.contains(":5:6"),
+        "{exported}"
+    );
+}
+
+#[test]
+fn an_account_secret_is_never_stored() {
+    let secret = "s3cret-4f1d";
+    let lines = [
+        format!(
+            r#"{{"metadata": {{"received_at": "1710072000", "reportID": "m", "accountSecret": "{secret}"}}, "payload": {{"clusterID": "c"}}}}"#
+        ),
+        format!(
+            r#"{{"metadata": {{"received_at": "1710072001", "reportID": "p"}}, "payload": {{"clusterID": "c", "accountSecret": "{secret}"}}}}"#
+        ),
+    ];
+    let db = TestDb::new();
+    import(&db, &lines.join("\n"), &[]);
+    assert_eq!(value(&db, "SELECT count(*) FROM report_log"), "2");
+    let stored = format!(
+        "SELECT count(*) FROM report_log WHERE metadata::text LIKE '%{secret}%' \
+         OR payload::text LIKE '%{secret}%' OR metadata ? 'accountSecret' OR payload ? 'accountSecret'"
+    );
+    assert_eq!(value(&db, &stored), "0");
+    assert!(!export(&db).contains(secret));
+}
+
+#[test]
+fn importing_old_months_creates_their_partitions_and_boundaries_land_right() {
+    let lines = [
+        ("1698796800", "nov"),             // 2023-11-01T00:00:00Z
+        ("1701388799.999999", "nov-last"), // 2023-11-30T23:59:59.999999Z
+        ("1701388800", "dec"),             // 2023-12-01T00:00:00Z
+        ("1706745599.999999", "jan-last"), // 2024-01-31T23:59:59.999999Z
+        ("1706745600", "feb"),             // 2024-02-01T00:00:00Z
+    ];
+    let input: Vec<String> = lines
+        .iter()
+        .map(|(at, id)| line(at, Some(id), &json!({"clusterID": "p"})))
+        .collect();
+    let db = TestDb::new();
+    import(&db, &input.join("\n"), &[]);
+    let got = rows(
+        &db,
+        "SELECT report_id, tableoid::regclass::text FROM report_log ORDER BY received_at",
+    );
+    assert_eq!(
+        got,
+        table(&[
+            &["nov", "report_log_2023_11"],
+            &["nov-last", "report_log_2023_11"],
+            &["dec", "report_log_2023_12"],
+            &["jan-last", "report_log_2024_01"],
+            &["feb", "report_log_2024_02"],
+        ])
+    );
+    let partitions = "SELECT string_agg(c.relname, ' ' ORDER BY c.relname) FROM pg_inherits i \
+                      JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'report_log'::regclass";
+    assert_eq!(
+        value(&db, partitions),
+        "report_log_2023_11 report_log_2023_12 report_log_2024_01 report_log_2024_02 report_log_default"
+    );
+    assert_eq!(value(&db, "SELECT count(*) FROM report_log_default"), "0");
+}
+
+#[test]
+fn reports_go_to_the_default_partition_only_when_their_month_cannot_be_made() {
+    let db = TestDb::new();
+    let c = Collector::start(&db.url, &[]);
+    c.wait_ready(Duration::from_secs(20));
+    // Attaching a partition locks the default partition; a reader holding
+    // it makes the collector give up on this month's partition.
+    let mut reader = db.client();
+    reader
+        .batch_execute("BEGIN; LOCK TABLE report_log_default IN ACCESS SHARE MODE")
+        .expect("lock the default partition");
+    let body = json!({"metadata": {"reportID": "while-locked"}, "payload": {"clusterID": "c"}});
+    // The writer waits out its lock timeout on this month's partition and
+    // the next one's, which may outlast the request's wait for its commit
+    // (503); the report is stored either way.
+    let status = c.post("/api/v1/stats", &body.to_string()).status;
+    assert!(status == 204 || status == 503, "{status}");
+    let placed = "SELECT tableoid::regclass::text FROM report_log WHERE report_id = 'while-locked'";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while rows(&db, placed).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    reader.batch_execute("COMMIT").expect("unlock");
+    assert_eq!(value(&db, placed), "report_log_default");
+    // That month stays in the default partition, which holds its reports;
+    // an import of another month gets its partition.
+    let body = json!({"metadata": {"reportID": "after"}, "payload": {"clusterID": "c"}});
+    assert_eq!(c.post("/api/v1/stats", &body.to_string()).status, 204);
+    import(
+        &db,
+        &line("1698796800", Some("nov"), &json!({"clusterID": "p"})),
+        &[],
+    );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT report_id, tableoid::regclass::text FROM report_log ORDER BY id"
+        ),
+        table(&[
+            &["while-locked", "report_log_default"],
+            &["after", "report_log_default"],
+            &["nov", "report_log_2023_11"],
+        ])
+    );
+}
+
+/// Expands the Grafana PostgreSQL data source's macros as it does:
+/// `$__timeFilter(column)` is `column BETWEEN '<from>' AND '<to>'`,
+/// `$__timeFrom()` and `$__timeTo()` the quoted instants, RFC 3339 in UTC.
+/// The dashboard uses no other; a new one fails the test until added here.
 fn expand_macros(sql: &str, from: &str, to: &str) -> String {
     let mut out = String::new();
     let mut rest = sql;
@@ -573,7 +1296,24 @@ fn expand_macros(sql: &str, from: &str, to: &str) -> String {
         rest = &after[close + 1..];
     }
     out.push_str(rest);
+    let out = out
+        .replace("$__timeFrom()", &format!("'{from}'"))
+        .replace("$__timeTo()", &format!("'{to}'"));
     assert!(!out.contains('$'), "unexpanded macro or variable in {out}");
+    out
+}
+
+/// Every panel's title and its queries.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let dashboard: Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
+    let mut out = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        let title = panel["title"].as_str().expect("title");
+        for target in panel["targets"].as_array().expect("targets") {
+            let sql = target["rawSql"].as_str().expect("rawSql");
+            out.push((title.to_string(), sql.to_string()));
+        }
+    }
     out
 }
 
@@ -582,33 +1322,34 @@ fn every_dashboard_query_runs_against_the_views() {
     let dashboard: Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
     assert_eq!(dashboard["__inputs"][0]["name"], "DS_SPARTAKUS");
     assert!(dashboard["schemaVersion"].as_i64().is_some_and(|v| v >= 36));
-    let db = schema_db();
-    load(&db, BASE);
-    let mut ran = std::collections::BTreeMap::new();
-    let panels = dashboard["panels"].as_array().expect("panels");
-    for panel in panels {
+    for panel in dashboard["panels"].as_array().expect("panels") {
         let title = panel["title"].as_str().expect("title");
         assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
         assert!(panel["gridPos"]["w"].is_u64(), "{title}: gridPos");
         for target in panel["targets"].as_array().expect("targets") {
             assert_eq!(target["datasource"]["uid"], "${datasource}", "{title}");
-            let sql = target["rawSql"].as_str().expect("rawSql");
-            let sql = expand_macros(sql, "2024-01-01T00:00:00Z", "2024-03-11T00:00:00Z");
-            let got = rows(&db, &sql);
-            assert!(!got.is_empty(), "{title}: no rows from {sql}");
-            ran.insert(title.to_string(), got);
         }
     }
+    let db = loaded(BASE);
+    let mut ran = std::collections::BTreeMap::new();
+    for (title, sql) in dashboard_queries() {
+        let sql = expand_macros(&sql, "2024-01-01T00:00:00Z", "2024-03-11T00:00:00Z");
+        let got = rows(&db, &sql);
+        assert!(!got.is_empty(), "{title}: no rows from {sql}");
+        ran.insert(title, got);
+    }
     let column = |title: &str, i: usize| -> Vec<String> {
-        ran[title]
+        ran.get(title)
+            .unwrap_or_else(|| panic!("no panel {title:?}"))
             .iter()
             .map(|r| r[i].clone().unwrap_or_default())
             .collect()
     };
-    assert_eq!(column("Clusters", 0), ["6"]);
-    assert_eq!(column("Nodes", 0), ["9"]);
-    assert_eq!(column("Active clusters per day", 1), ["1", "1", "3", "3"]);
-    assert_eq!(column("Nodes per day", 1), ["1", "2", "6", "3"]);
+    assert_eq!(column("Clusters", 0), ["7"]);
+    assert_eq!(column("Nodes", 0), ["11"]);
+    assert_eq!(column("Nodes with accelerators", 0), ["1"]);
+    assert_eq!(column("Active clusters per day", 1), ["1", "1", "3", "4"]);
+    assert_eq!(column("Nodes per day", 1), ["1", "2", "6", "5"]);
     assert_eq!(
         column("Active clusters per day", 0),
         [
@@ -618,42 +1359,53 @@ fn every_dashboard_query_runs_against_the_views() {
             "2024-03-10 00:00:00+00"
         ]
     );
-    assert_eq!(column("Architectures", 0), ["(unknown)", "amd64", "arm64"]);
-    let titles: Vec<&str> = panels.iter().filter_map(|p| p["title"].as_str()).collect();
+    assert_eq!(column("Architectures", 0), ["amd64", "(unknown)", "arm64"]);
+    assert_eq!(column("Architectures", 1), ["6", "4", "1"]);
+    assert_eq!(column("Architectures", 2), ["4", "3", "1"]);
+    assert_eq!(
+        column("Distributions", 0),
+        ["vanilla", "eks", "unknown", "aks"]
+    );
+    assert_eq!(column("Accelerators", 0), ["nvidia.com/gpu"]);
+    assert_eq!(column("Accelerators", 1), ["4"]);
+    assert_eq!(
+        column("Volunteer versions", 0),
+        ["(unknown)", "v0.3.0", "v1.0.0"]
+    );
+    let minors = &ran["Clusters by minor version per day"];
+    assert!(
+        minors.contains(&vec![s("2024-03-10 00:00:00+00"), s("v1.29"), s("2")]),
+        "{minors:?}"
+    );
     for want in [
         "Master versions",
+        "Minor versions",
         "Kubelet versions",
         "OS images",
         "Container runtimes",
         "Operating systems",
         "Cloud providers",
+        "Clusters by distribution per day",
+        "Clusters with accelerators per day",
     ] {
-        assert!(titles.contains(&want), "no panel {want:?}");
+        assert!(ran.contains_key(want), "no panel {want:?}");
     }
 }
 
 #[test]
-fn the_dashboards_day_filter_reaches_the_day_index() {
-    let dashboard: Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
-    let db = schema_db();
-    load(&db, BASE);
+fn the_dashboards_per_day_queries_read_only_the_days_asked_for() {
+    let db = loaded(BASE);
     let mut c = db.client();
     // Planner costs on a fixture table would favour a scan of all of it;
     // without sequential scans the plan shows whether the filter on `day`
-    // gets down to the index, as it must for a table of years of reports.
+    // gets down to fleet_days' key, as it must for years of days.
     c.batch_execute("SET enable_seqscan = off").expect("set");
     let mut checked = 0;
-    for target in dashboard["panels"]
-        .as_array()
-        .expect("panels")
-        .iter()
-        .flat_map(|p| p["targets"].as_array().expect("targets"))
-    {
-        let sql = target["rawSql"].as_str().expect("rawSql");
-        if !sql.contains("clusters_daily") {
+    for (title, sql) in dashboard_queries() {
+        if !sql.contains("clusters_daily") && !sql.contains("fleet_days") {
             continue;
         }
-        let sql = expand_macros(sql, "2024-03-09T00:00:00Z", "2024-03-11T00:00:00Z");
+        let sql = expand_macros(&sql, "2024-03-09T00:00:00Z", "2024-03-11T00:00:00Z");
         let plan: Vec<String> = c
             .query(&format!("EXPLAIN {sql}"), &[])
             .expect("explain")
@@ -662,10 +1414,10 @@ fn the_dashboards_day_filter_reaches_the_day_index() {
             .collect();
         let plan = plan.join("\n");
         assert!(
-            plan.contains("Index Cond") && plan.contains("reports_utc_day"),
-            "{sql}\n{plan}"
+            plan.contains("fleet_days_pkey") && plan.contains("Index Cond: ((day >="),
+            "{title}: {sql}\n{plan}"
         );
         checked += 1;
     }
-    assert_eq!(checked, 2, "the two per-day panels");
+    assert!(checked >= 5, "the per-day panels: {checked}");
 }

@@ -78,7 +78,9 @@ pub fn import(args: &ImportArgs) -> Result<Imported, Error> {
     for file in &args.files {
         let input: Box<dyn Read> = match file.as_str() {
             "-" => Box::new(io::stdin().lock()),
-            path => Box::new(std::fs::File::open(path).map_err(|e| Error::Input(format!("{path}: {e}")))?),
+            path => Box::new(
+                std::fs::File::open(path).map_err(|e| Error::Input(format!("{path}: {e}")))?,
+            ),
         };
         run.file(file, BufReader::with_capacity(1 << 20, input))?;
     }
@@ -114,6 +116,7 @@ impl Run<'_> {
             number += 1;
             if line.len() > MAX_LINE {
                 // The rest of the line is not a line of its own.
+                self.done.lines += 1;
                 let fault = format!("longer than {MAX_LINE} bytes");
                 self.bad(&Place(name, number), &fault)?;
                 skip_line(&mut input).map_err(|e| Error::Input(format!("{name}: {e}")))?;
@@ -294,7 +297,10 @@ fn unix_micros(text: &str) -> Option<i64> {
         return None;
     }
     let micros: i64 = format!("{fraction:0<6}").parse().ok()?;
-    secs.parse::<i64>().ok()?.checked_mul(1_000_000)?.checked_add(micros)
+    secs.parse::<i64>()
+        .ok()?
+        .checked_mul(1_000_000)?
+        .checked_add(micros)
 }
 
 #[cfg(test)]
@@ -345,7 +351,11 @@ mod tests {
         ];
         for (line, want) in cases {
             let got = parse_line(line, Keep::Full).expect_err("refused");
-            assert!(got.starts_with(want), "{got:?} for {:?}", String::from_utf8_lossy(line));
+            assert!(
+                got.starts_with(want),
+                "{got:?} for {:?}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 }

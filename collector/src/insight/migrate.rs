@@ -60,7 +60,20 @@ pub fn migrate(args: &MigrateArgs) -> Result<Migrated, Error> {
         tx.batch_execute("SET LOCAL lock_timeout = '10s'")?;
         let rows = tx.query(MOVE_BATCH, &[&args.batch_size])?;
         if rows.is_empty() {
-            break;
+            // A collector of the first release may have stored a report
+            // since: drop the table only if it is still empty under a lock
+            // that keeps their INSERTs out, or move on.
+            tx.batch_execute("LOCK TABLE reports IN ACCESS EXCLUSIVE MODE")?;
+            if tx
+                .query_opt("SELECT 1 FROM reports LIMIT 1", &[])?
+                .is_some()
+            {
+                continue;
+            }
+            // Empty; the views on it went with the first migration.
+            tx.batch_execute("DROP TABLE reports")?;
+            tx.commit()?;
+            return Ok(done);
         }
         let mut moved: Vec<(i64, Report, Facts)> = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -89,9 +102,6 @@ pub fn migrate(args: &MigrateArgs) -> Result<Migrated, Error> {
             );
         }
     }
-    // Empty now; the views on it went with the first migration.
-    client.batch_execute("SET lock_timeout = '10s'; DROP TABLE reports")?;
-    Ok(done)
 }
 
 /// A row of the first release's table as the report it stored.
@@ -122,7 +132,10 @@ fn legacy_report(row: &postgres::Row) -> Result<Report, Error> {
 impl fmt::Display for Migrated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.legacy {
-            return writeln!(f, "nothing to migrate: no table reports of the first release");
+            return writeln!(
+                f,
+                "nothing to migrate: no table reports of the first release"
+            );
         }
         writeln!(
             f,
