@@ -54,7 +54,10 @@ fn main() {
         Ok(Command::Migrate(args)) => print(migrate::migrate(&args).map(|m| m.to_string())),
         Ok(Command::Import(args)) => print(import::import(&args).map(|i| i.to_string())),
         Ok(Command::Export(args)) => {
-            match export::export(&args, &mut std::io::BufWriter::new(std::io::stdout().lock())) {
+            match export::export(
+                &args,
+                &mut std::io::BufWriter::new(std::io::stdout().lock()),
+            ) {
                 Ok(_) => 0,
                 Err(e) => fail(&e),
             }

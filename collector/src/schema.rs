@@ -11,11 +11,8 @@ use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
 
 /// Each migration once, in order; never edit one that has shipped.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "insight",
-    include_str!("../migrations/001-insight.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "insight", include_str!("../migrations/001-insight.sql"))];
 /// Serializes schema changes between replicas starting at once ("spartaku").
 const SCHEMA_LOCK: i64 = 0x7370_6172_7461_6b75;
 /// Serializes partition creation between writers and imports.
@@ -123,14 +120,19 @@ impl Month {
 /// ingest and readers go on. When report_log_default already holds reports
 /// of that month the attach is refused and they stay there, where queries
 /// find them all the same; returns whether the partition exists now.
-pub fn ensure_month(client: &mut impl GenericClient, month: Month) -> Result<bool, postgres::Error> {
+pub fn ensure_month(
+    client: &mut impl GenericClient,
+    month: Month,
+) -> Result<bool, postgres::Error> {
     let name = month.partition();
     let exists = "SELECT to_regclass($1) IS NOT NULL";
     if client.query_one(exists, &[&name])?.get(0) {
         return Ok(true);
     }
     let mut tx = client.transaction()?;
-    tx.batch_execute("SET LOCAL lock_timeout = '5s'")?;
+    // The writer waits here with a batch in hand: better the default
+    // partition for a while than a stalled ingest.
+    tx.batch_execute("SET LOCAL lock_timeout = '2s'")?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])?;
     if tx.query_one(exists, &[&name])?.get(0) {
         return Ok(true);
@@ -160,11 +162,41 @@ mod tests {
     fn months_follow_utc_days_and_roll_over_the_year() {
         // 2026-12-31T23:59:59.999999Z and one microsecond later.
         let last = 1_798_761_599_999_999;
-        assert_eq!(Month::of_micros(last), Month { year: 2026, month: 12 });
-        assert_eq!(Month::of_micros(last + 1), Month { year: 2027, month: 1 });
-        assert_eq!(Month::of_micros(last).next(), Month { year: 2027, month: 1 });
-        assert_eq!(Month::of_micros(-5), Month { year: 1970, month: 1 });
-        let m = Month { year: 2026, month: 2 };
-        assert_eq!((m.partition(), m.start()), ("report_log_2026_02".into(), "2026-02-01 00:00:00+00".into()));
+        assert_eq!(
+            Month::of_micros(last),
+            Month {
+                year: 2026,
+                month: 12
+            }
+        );
+        assert_eq!(
+            Month::of_micros(last + 1),
+            Month {
+                year: 2027,
+                month: 1
+            }
+        );
+        assert_eq!(
+            Month::of_micros(last).next(),
+            Month {
+                year: 2027,
+                month: 1
+            }
+        );
+        assert_eq!(
+            Month::of_micros(-5),
+            Month {
+                year: 1970,
+                month: 1
+            }
+        );
+        let m = Month {
+            year: 2026,
+            month: 2,
+        };
+        assert_eq!(
+            (m.partition(), m.start()),
+            ("report_log_2026_02".into(), "2026-02-01 00:00:00+00".into())
+        );
     }
 }

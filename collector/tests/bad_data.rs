@@ -321,7 +321,7 @@ fn a_failed_batch_condemns_none_of_its_rows() {
                END IF;
                RETURN NULL;
              END $$;
-             CREATE TRIGGER refuse_batches AFTER INSERT ON reports
+             CREATE TRIGGER refuse_batches AFTER INSERT ON report_log
                REFERENCING NEW TABLE AS added
                FOR EACH STATEMENT EXECUTE FUNCTION refuse_batches();",
         )
@@ -354,7 +354,7 @@ fn a_row_failing_on_its_own_for_another_reason_gets_503() {
                END IF;
                RETURN NEW;
              END $$;
-             CREATE TRIGGER disk_full BEFORE INSERT ON reports
+             CREATE TRIGGER disk_full BEFORE INSERT ON report_log
                FOR EACH ROW EXECUTE FUNCTION disk_full();",
         )
         .expect("create trigger");

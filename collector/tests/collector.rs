@@ -562,7 +562,7 @@ fn one_row_the_database_refuses_does_not_fail_its_batch() {
                END IF;
                RETURN NEW;
              END $$;
-             CREATE TRIGGER refuse_poison BEFORE INSERT ON reports
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON report_log
                FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
         )
         .expect("create trigger");

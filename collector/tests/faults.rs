@@ -247,7 +247,10 @@ fn kill_9_under_load_loses_no_acknowledged_report() {
         .iter()
         .filter(|id| {
             let n: i64 = client
-                .query_one("SELECT count(*) FROM report_log WHERE report_id = $1", &[id])
+                .query_one(
+                    "SELECT count(*) FROM report_log WHERE report_id = $1",
+                    &[id],
+                )
                 .expect("query")
                 .get(0);
             n != 1

@@ -57,7 +57,10 @@ fn relations(db: &TestDb) -> Vec<String> {
 /// Fails naming each relation whose rows hold `needle` anywhere.
 fn assert_nowhere(db: &TestDb, needle: &str) {
     let all = relations(db);
-    assert!(all.iter().any(|r| r == "report_log"), "no report_log in {all:?}");
+    assert!(
+        all.iter().any(|r| r == "report_log"),
+        "no report_log in {all:?}"
+    );
     for relation in all {
         for row in relation_rows(db, &relation) {
             assert!(

@@ -108,7 +108,10 @@ pub fn import(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error
     for file in args.finish() {
         match file.into_string() {
             Ok(f) if f.starts_with("--") => {
-                return Err(Error::usage("arguments", &format!("unexpected {f:?}; see --help")))
+                return Err(Error::usage(
+                    "arguments",
+                    &format!("unexpected {f:?}; see --help"),
+                ))
             }
             Ok(f) => files.push(f),
             Err(_) => return Err(Error::usage("FILE", "must be valid UTF-8")),
@@ -175,4 +178,3 @@ fn age(text: &str) -> Option<Duration> {
         .contains(&seconds)
         .then(|| Duration::from_secs(seconds))
 }
-

@@ -32,18 +32,22 @@ CREATE TEMPORARY TABLE IF NOT EXISTS incoming (
     latest boolean NOT NULL DEFAULT false
 ) ON COMMIT DELETE ROWS";
 
-/// Step 1: one row per key: a reportID sent twice in one batch is stored once.
+/// Step 1: one row per key: a reportID sent twice in one batch is stored
+/// once. Ids follow the batch's order (PostgreSQL evaluates nextval after
+/// the ORDER BY), so that of two reports received in the same microsecond
+/// the later one has the greater id.
 const STAGE: &str = "
 INSERT INTO incoming (ord, key, id, received_at, day, cluster_id, master_version, minor_version,
                       distribution, volunteer_version, nodes, nodes_with_accelerators,
                       accelerators, extensions)
-SELECT DISTINCT ON (key) ord, key, nextval('report_log_id'), at, (at AT TIME ZONE 'UTC')::date, c,
+SELECT ord, key, nextval('report_log_id'), at, (at AT TIME ZONE 'UTC')::date, c,
        mv, minor, dist, vv, n, na, acc::jsonb, ext::jsonb
-FROM (SELECT *, timestamptz 'epoch' + us * interval '1 microsecond' AS at
+FROM (SELECT DISTINCT ON (key) *, timestamptz 'epoch' + us * interval '1 microsecond' AS at
       FROM unnest($1::integer[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
                   $7::text[], $8::text[], $9::integer[], $10::integer[], $11::text[], $12::text[])
-           AS u(ord, key, us, c, mv, minor, dist, vv, n, na, acc, ext)) AS u
-ORDER BY key, ord";
+           AS u(ord, key, us, c, mv, minor, dist, vv, n, na, acc, ext)
+      ORDER BY key, ord) AS first
+ORDER BY ord";
 
 /// Step 2: the reports already stored leave `incoming`.
 const DEDUPLICATE: &str = "
@@ -274,12 +278,24 @@ impl<'a> Columns<'a> {
             key: rows.iter().map(|(r, _)| key(r)).collect(),
             micros: rows.iter().map(|(r, _)| r.received_micros).collect(),
             cluster: rows.iter().map(|(r, _)| r.cluster_id.as_str()).collect(),
-            master: rows.iter().map(|(_, f)| f.master_version.as_deref()).collect(),
-            minor: rows.iter().map(|(_, f)| f.minor_version.as_deref()).collect(),
+            master: rows
+                .iter()
+                .map(|(_, f)| f.master_version.as_deref())
+                .collect(),
+            minor: rows
+                .iter()
+                .map(|(_, f)| f.minor_version.as_deref())
+                .collect(),
             distribution: rows.iter().map(|(_, f)| f.distribution).collect(),
-            volunteer: rows.iter().map(|(_, f)| f.volunteer_version.as_deref()).collect(),
+            volunteer: rows
+                .iter()
+                .map(|(_, f)| f.volunteer_version.as_deref())
+                .collect(),
             nodes: rows.iter().map(|(_, f)| f.nodes).collect(),
-            with_accelerators: rows.iter().map(|(_, f)| f.nodes_with_accelerators).collect(),
+            with_accelerators: rows
+                .iter()
+                .map(|(_, f)| f.nodes_with_accelerators)
+                .collect(),
             accelerators: rows
                 .iter()
                 .map(|(_, f)| {
@@ -289,7 +305,12 @@ impl<'a> Columns<'a> {
             extensions: rows
                 .iter()
                 .map(|(_, f)| {
-                    object(&mut f.extensions.iter().map(|(k, v)| (k.clone(), v.clone().into())))
+                    object(
+                        &mut f
+                            .extensions
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone().into())),
+                    )
                 })
                 .collect(),
             report_id: rows.iter().map(|(r, _)| r.report_id.as_deref()).collect(),

@@ -171,7 +171,7 @@ impl GroupKey<'_> {
 impl<'de> Nodes<'de> {
     /// Counts one node into its group; `shapes` calls this for each object in the list.
     pub(super) fn add(&mut self, node: RawNode<'de>) {
-        // Which shape, as schema.sql's node_facts tells them apart: nodeInfo under an
+        // Which shape, as the first release's node_facts view told them apart: nodeInfo under an
         // object `status`, else at the top level; capacity a top-level list, else the
         // object under `status`.
         let (info, capacity) = match node.status {

@@ -20,7 +20,7 @@ pub mod batch;
 pub mod facts;
 pub mod http;
 pub mod https;
-pub mod lenient;
+mod lenient;
 pub mod limit;
 pub mod peer;
 pub mod quantity;

@@ -38,7 +38,7 @@
 //! Bad data is the client's fault, so it is refused here, with 400 and the
 //! field's name, and never reaches PostgreSQL, where it would fail a whole
 //! batch of other clients' reports (store.rs). Each column of `reports`
-//! (schema.sql) takes only what it can hold and index. The caps are far
+//! (collector/migrations/) takes only what it can hold and index. The caps are far
 //! above real data (a volunteer's `--cluster-id` is at most 253 bytes, a
 //! reportID is a 36-byte UUID, metadata is a few short strings, 5,000 nodes
 //! make a payload of about 2 MB) and below PostgreSQL's limits:

@@ -6,7 +6,7 @@
 //! Every value is read leniently (lenient.rs): a value of another type than expected (a
 //! number for a string, a list for an object) reads as absent and costs nothing else. A key
 //! repeated in an object: the last one counts, as in jsonb; a resource repeated in a v1
-//! capacity list: the first one counts, as schema.sql's node_facts reads it.
+//! capacity list: the first one counts, as the first release's node_facts read it.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;

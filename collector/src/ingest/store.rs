@@ -25,11 +25,11 @@ use super::batch::{self, Statements};
 use super::facts::{self, Facts};
 use crate::db::Db;
 use crate::ingest::report::Report;
-use crate::schema::{self, Month};
 use crate::metrics::Metrics;
+use crate::schema::{self, Month};
 use postgres::error::{DbError, SqlState};
 use postgres::Client;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
@@ -64,6 +64,8 @@ const MAX_BATCH: usize = 512;
 /// A request waits this long for its commit before answering 503.
 const COMMIT_WAIT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a month whose partition could not be made waits for another try.
+const PARTITION_RETRY: Duration = Duration::from_secs(600);
 
 type Reply = SyncSender<Result<(), StoreError>>;
 
@@ -104,6 +106,7 @@ impl Postgres {
             conn: None,
             migrated: false,
             months: HashSet::new(),
+            months_failed: HashMap::new(),
             retry_at: Instant::now(),
             backoff: Duration::from_millis(250),
             metrics,
@@ -166,8 +169,10 @@ struct Writer {
     conn: Option<(Client, Statements)>,
     migrated: bool,
     /// Months known to have their report_log partition (or to be left in
-    /// the default one): checked before each batch, without a round trip.
+    /// the default one), and months whose partition could not be made, with
+    /// when to try again: checked before each batch, without a round trip.
     months: HashSet<Month>,
+    months_failed: HashMap<Month, Instant>,
     retry_at: Instant,
     backoff: Duration,
     metrics: Arc<Metrics>,
@@ -261,31 +266,40 @@ impl Writer {
     }
 
     /// Creates the partitions of the months in `batch` not seen yet. A
-    /// failure leaves their reports to the default partition, which takes
-    /// them just as well.
+    /// failure (a lock not granted in time) leaves their reports to the
+    /// default partition, which takes them just as well, and is tried again
+    /// only after `PARTITION_RETRY`, so that a held lock costs one batch one
+    /// wait, not every batch.
     fn partitions(&mut self, batch: &[(Report, Facts)]) {
         let Some((client, _)) = self.conn.as_mut() else {
             return;
         };
+        let now = Instant::now();
         for (report, _) in batch {
             let month = Month::of_micros(report.received_micros);
             // This month and the next, so that midnight finds its partition.
             for month in [month, month.next()] {
-                if self.months.contains(&month) {
+                let waiting = self.months_failed.get(&month).is_some_and(|at| now < *at);
+                if self.months.contains(&month) || waiting {
                     continue;
                 }
+                let (year, m) = (month.year, month.month);
                 match schema::ensure_month(client, month) {
                     Ok(true) => {}
                     Ok(false) => log::warn!(
-                        "report_log_default holds reports of {:04}-{:02}, so that month keeps them there",
-                        month.year,
-                        month.month
+                        "report_log_default holds reports of {year:04}-{m:02}, so that month keeps them there"
                     ),
                     Err(e) => {
-                        log::warn!("could not create the partition of {:04}-{:02}: {}", month.year, month.month, describe(&e));
+                        log::warn!(
+                            "could not create the partition of {year:04}-{m:02} ({}); its reports go to \
+                             report_log_default meanwhile",
+                            describe(&e)
+                        );
+                        self.months_failed.insert(month, now + PARTITION_RETRY);
                         continue;
                     }
                 }
+                self.months_failed.remove(&month);
                 self.months.insert(month);
             }
         }

@@ -30,17 +30,62 @@ enum Source {
 /// last column's heading, and the source. Column names are spliced into
 /// SQL, so they must only ever come from this list, never from input.
 const BREAKDOWNS: [(&str, &str, &str, Source); 12] = [
-    ("distribution", "Distribution", "Nodes", Source::Cluster("distribution")),
-    ("minor_version", "Minor version", "Nodes", Source::Cluster("minor_version")),
-    ("master_version", "Master version", "Nodes", Source::Cluster("master_version")),
-    ("kubelet_version", "Kubelet version", "Nodes", Source::Node("kubelet_version")),
+    (
+        "distribution",
+        "Distribution",
+        "Nodes",
+        Source::Cluster("distribution"),
+    ),
+    (
+        "minor_version",
+        "Minor version",
+        "Nodes",
+        Source::Cluster("minor_version"),
+    ),
+    (
+        "master_version",
+        "Master version",
+        "Nodes",
+        Source::Cluster("master_version"),
+    ),
+    (
+        "kubelet_version",
+        "Kubelet version",
+        "Nodes",
+        Source::Node("kubelet_version"),
+    ),
     ("os_image", "OS image", "Nodes", Source::Node("os_image")),
-    ("container_runtime_version", "Container runtime", "Nodes", Source::Node("container_runtime_version")),
-    ("architecture", "Architecture", "Nodes", Source::Node("architecture")),
-    ("operating_system", "Operating system", "Nodes", Source::Node("operating_system")),
-    ("cloud_provider", "Cloud provider", "Nodes", Source::Node("cloud_provider")),
+    (
+        "container_runtime_version",
+        "Container runtime",
+        "Nodes",
+        Source::Node("container_runtime_version"),
+    ),
+    (
+        "architecture",
+        "Architecture",
+        "Nodes",
+        Source::Node("architecture"),
+    ),
+    (
+        "operating_system",
+        "Operating system",
+        "Nodes",
+        Source::Node("operating_system"),
+    ),
+    (
+        "cloud_provider",
+        "Cloud provider",
+        "Nodes",
+        Source::Node("cloud_provider"),
+    ),
     ("accelerators", "Accelerator", "Count", Source::Accelerators),
-    ("volunteer_version", "Volunteer version", "Nodes", Source::Cluster("volunteer_version")),
+    (
+        "volunteer_version",
+        "Volunteer version",
+        "Nodes",
+        Source::Cluster("volunteer_version"),
+    ),
     ("extensions", "Extension", "Nodes", Source::Extensions),
 ];
 

@@ -538,6 +538,7 @@ fn the_test_fixtures_derive() {
             (1, 1, "aks"),
             (1, 1, "vanilla"),
             (0, 0, "unknown"),
+            (2, 2, "eks"),
         ]
     );
 }
