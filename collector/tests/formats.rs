@@ -87,6 +87,41 @@ fn reports(db: &TestDb) -> Vec<(Value, Value)> {
         .collect()
 }
 
+/// node_facts, the view over the state derived at ingest: cluster, OS
+/// image, kubelet version, CPU in millicores, memory in bytes.
+type NodeFact = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn node_facts(db: &TestDb) -> Vec<NodeFact> {
+    db.client()
+        .query(
+            "SELECT cluster_id, os_image, kubelet_version, cpu_millicores, memory_bytes \
+             FROM node_facts ORDER BY 1, 2",
+            &[],
+        )
+        .expect("query node_facts")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect()
+}
+
+/// The seed's and the starter format's one node, as node_facts reads it.
+fn coreos_node(cluster: &str) -> NodeFact {
+    let (os, kubelet) = ("CoreOS 738.1.0".to_string(), "v1.0.3".to_string());
+    (
+        cluster.into(),
+        Some(os),
+        Some(kubelet),
+        Some(1000),
+        Some(505_020 * 1024),
+    )
+}
+
 #[test]
 fn the_seed_go_volunteers_capitalised_report_is_stored_with_its_payload() {
     let db = TestDb::new();
@@ -112,6 +147,10 @@ fn the_seed_go_volunteers_capitalised_report_is_stored_with_its_payload() {
     assert_eq!(got, &payload);
     assert_eq!(metadata["timestamp"], "1437174715");
     assert_eq!(metadata["received_from"], "127.0.0.1");
+    assert_eq!(
+        node_facts(&db),
+        [coreos_node("612e0f99-1912-4647-831d-ba4c3d918b66")]
+    );
     assert_nowhere(&db, CANARY);
     assert_nowhere(&db, "238dcbc5");
 }
@@ -158,6 +197,11 @@ fn the_starter_format_is_stored_without_its_account_secret() {
         .expect("payload n")
         .get(0);
     assert_eq!(n, "123456789012345678901234567890");
+    // The views read kubernetesNodes as the nodes.
+    assert_eq!(
+        node_facts(&db),
+        [coreos_node("612e0f99-1912-4647-831d-ba4c3d918b66")]
+    );
     assert_nowhere(&db, CANARY);
 }
 
@@ -165,14 +209,34 @@ fn the_starter_format_is_stored_without_its_account_secret() {
 fn the_flat_v1_record_loses_an_account_secret_too() {
     let db = TestDb::new();
     let c = ready(&db, &[]);
+    // The Go v1 flat node: nodeInfo at its top level, capacity a list.
+    let node = json!({"id": "n1", "osImage": "Ubuntu 16.04", "kubeletVersion": "v1.5.2",
+        "capacity": [{"resource": "cpu", "value": "2"}, {"resource": "memory", "value": "8Gi"}]});
     let record = json!({"version": "v1.0.0", "clusterID": "c1", "accountSecret": CANARY,
-        "nodes": [{"id": "n1"}]});
+        "nodes": [node]});
     stored(&c, "/api/v1", &record.to_string());
     let (payload, _) = reports(&db).remove(0);
     assert_eq!(
         payload,
-        json!({"version": "v1.0.0", "clusterID": "c1", "nodes": [{"id": "n1"}]})
+        json!({"version": "v1.0.0", "clusterID": "c1", "nodes": [node]})
     );
+    let (os, kubelet) = ("Ubuntu 16.04".to_string(), "v1.5.2".to_string());
+    assert_eq!(
+        node_facts(&db),
+        [(
+            "c1".into(),
+            Some(os),
+            Some(kubelet),
+            Some(2000),
+            Some(8 << 30)
+        )]
+    );
+    let volunteer: Option<String> = db
+        .client()
+        .query_one("SELECT volunteer_version FROM cluster_latest", &[])
+        .expect("cluster_latest")
+        .get(0);
+    assert_eq!(volunteer.as_deref(), Some("v1.0.0"));
     assert_nowhere(&db, CANARY);
 }
 
