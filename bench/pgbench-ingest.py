@@ -66,6 +66,20 @@ nodes += [array([str(g[4]) for g in groups], "bigint"), array([str(g[5]) for g i
           array(["NULL"] * n, "bigint"), array(["1"] * n, "integer")]
 
 
+# Its facets (facts.rs Facts::facets): the cluster's four breakdowns, then
+# each node breakdown's distinct values with their nodes.
+facets = [("distribution", "unknown", 3), ("minor_version", None, 3),
+          ("master_version", None, 3), ("volunteer_version", None, 3)]
+for key, index in [("kubelet_version", 0), ("os_image", 1), ("container_runtime_version", 3)]:
+    values = {}
+    for g in groups:
+        values[g[index]] = values.get(g[index], 0) + 1
+    facets += [(key, v, n) for v, n in sorted(values.items())]
+facets += [(key, None, 3) for key in ("architecture", "operating_system", "cloud_provider")]
+facet_params = [array(["0"] * len(facets), "integer"), array([text(f[0]) for f in facets], "text"),
+                array([text(f[1]) for f in facets], "text"), array([str(f[2]) for f in facets], "bigint")]
+
+
 def bind(sql, params):
     for i in reversed(range(len(params))):
         sql = sql.replace("$%d" % (i + 1), params[i])
@@ -79,7 +93,7 @@ print(statement("INCOMING") + ";")
 print(bind(statement("STAGE"), stage) + ";")
 print(statement("DEDUPLICATE") + ";")
 print(bind(statement("REPORTS"), reports) + ";")
-print(statement("CLUSTERS") + ";")
+print(bind(statement("CLUSTERS"), facet_params) + ";")
 print(bind(statement("NODES"), nodes) + ";")
 print(statement("DAYS") + ";")
 print("COMMIT;")

@@ -66,7 +66,15 @@ CREATE TABLE clusters (
     -- {"nvidia.com/gpu": 16}: allow-listed accelerator names, total counts.
     accelerators            jsonb       NOT NULL,
     -- {"name": "value"}: the report's extensions.
-    extensions              jsonb       NOT NULL
+    extensions              jsonb       NOT NULL,
+    -- What `summary` counts, per cluster, aligned arrays: the breakdown
+    -- (distribution, os_image, ...), the value (NULL: not reported), and
+    -- this cluster's nodes with it (for accelerators, the devices). One
+    -- entry per distinct value, so summing over clusters needs no
+    -- per-cluster grouping at read.
+    facet_keys              text[]      NOT NULL,
+    facet_values            text[]      NOT NULL,
+    facet_nodes             bigint[]    NOT NULL
 );
 CREATE INDEX clusters_received_at ON clusters (received_at);
 

@@ -70,19 +70,28 @@ const CLUSTERS: &str = "
 WITH newest AS (
     SELECT DISTINCT ON (cluster_id) * FROM incoming
     ORDER BY cluster_id, received_at DESC, id DESC),
+facets AS (
+    SELECT ord, array_agg(k ORDER BY i) AS ks, array_agg(v ORDER BY i) AS vs,
+           array_agg(n ORDER BY i) AS ns
+    FROM unnest($1::integer[], $2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY
+         AS f(ord, k, v, n, i)
+    GROUP BY ord),
 up AS (
     INSERT INTO clusters AS c (cluster_id, received_at, report, master_version, minor_version,
                                distribution, volunteer_version, nodes, nodes_with_accelerators,
-                               accelerators, extensions)
+                               accelerators, extensions, facet_keys, facet_values, facet_nodes)
     SELECT cluster_id, received_at, id, master_version, minor_version, distribution,
-           volunteer_version, nodes, nodes_with_accelerators, accelerators, extensions
-    FROM newest ORDER BY cluster_id
+           volunteer_version, nodes, nodes_with_accelerators, accelerators, extensions,
+           coalesce(ks, '{}'), coalesce(vs, '{}'), coalesce(ns, '{}')
+    FROM newest LEFT JOIN facets USING (ord) ORDER BY cluster_id
     ON CONFLICT (cluster_id) DO UPDATE SET
         received_at = excluded.received_at, report = excluded.report,
         master_version = excluded.master_version, minor_version = excluded.minor_version,
         distribution = excluded.distribution, volunteer_version = excluded.volunteer_version,
         nodes = excluded.nodes, nodes_with_accelerators = excluded.nodes_with_accelerators,
-        accelerators = excluded.accelerators, extensions = excluded.extensions
+        accelerators = excluded.accelerators, extensions = excluded.extensions,
+        facet_keys = excluded.facet_keys, facet_values = excluded.facet_values,
+        facet_nodes = excluded.facet_nodes
     WHERE (excluded.received_at, excluded.report) > (c.received_at, c.report)
     RETURNING report)
 UPDATE incoming SET latest = true FROM up WHERE incoming.id = up.report";
@@ -183,7 +192,7 @@ pub fn store(
     tx.execute(stage, &c.facts())?;
     tx.execute(dedup, &[])?;
     let stored = tx.execute(reports, &c.reports())?;
-    tx.execute(clusters, &[])?;
+    tx.execute(clusters, &c.facets())?;
     tx.execute(nodes, &c.nodes())?;
     tx.execute(days, &[])?;
     Ok(stored)
@@ -229,6 +238,16 @@ struct Columns<'a> {
     metadata: Vec<String>,
     payload: Vec<&'a str>,
     groups: Groups<'a>,
+    facets: Facets<'a>,
+}
+
+/// What summary counts per cluster (clusters.facet_*), flattened.
+#[derive(Default)]
+struct Facets<'a> {
+    ord: Vec<i32>,
+    key: Vec<&'static str>,
+    value: Vec<Option<std::borrow::Cow<'a, str>>>,
+    nodes: Vec<i64>,
 }
 
 #[derive(Default)]
@@ -268,6 +287,15 @@ impl<'a> Columns<'a> {
                     column.push(value);
                 }
                 groups.nodes.push(g.nodes);
+            }
+        }
+        let mut facets = Facets::default();
+        for (ord, (_, f)) in (0..).zip(rows) {
+            for (key, value, nodes) in f.facets() {
+                facets.ord.push(ord);
+                facets.key.push(key);
+                facets.value.push(value);
+                facets.nodes.push(nodes);
             }
         }
         let object = |pairs: &mut dyn Iterator<Item = (String, serde_json::Value)>| {
@@ -323,6 +351,7 @@ impl<'a> Columns<'a> {
                 .collect(),
             payload: rows.iter().map(|(r, _)| r.payload.as_str()).collect(),
             groups,
+            facets,
         }
     }
 
@@ -341,6 +370,11 @@ impl<'a> Columns<'a> {
             &self.accelerators,
             &self.extensions,
         ]
+    }
+
+    fn facets(&self) -> [&(dyn ToSql + Sync); 4] {
+        let f = &self.facets;
+        [&f.ord, &f.key, &f.value, &f.nodes]
     }
 
     fn reports(&self) -> [&(dyn ToSql + Sync); 5] {

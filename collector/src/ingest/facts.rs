@@ -97,6 +97,67 @@ pub struct NodeGroup {
 
 /// The facts of a report that report.rs has accepted: `payload` is a JSON object. Anything
 /// else gives the facts of an empty payload.
+/// A node group's value for one of summary's breakdowns.
+type NodeField = fn(&NodeGroup) -> &Option<String>;
+
+/// summary's breakdowns by node, with their keys.
+const NODE_FACETS: [(&str, NodeField); 6] = [
+    ("kubelet_version", |g| &g.kubelet_version),
+    ("os_image", |g| &g.os_image),
+    ("container_runtime_version", |g| {
+        &g.container_runtime_version
+    }),
+    ("architecture", |g| &g.architecture),
+    ("operating_system", |g| &g.operating_system),
+    ("cloud_provider", |g| &g.cloud_provider),
+];
+
+impl Facts {
+    /// What `summary` counts for this cluster, as (breakdown, value, nodes):
+    /// one entry per distinct value of each breakdown (None: not reported),
+    /// with this cluster's nodes that have it (for accelerators, the devices
+    /// counted). Kept with the cluster's latest state, so that the fleet's
+    /// figures are one pass over the clusters (clusters.facet_*).
+    pub fn facets(&self) -> Vec<(&'static str, Option<Cow<'_, str>>, i64)> {
+        let nodes = i64::from(self.nodes);
+        fn cluster(v: &Option<String>) -> Option<Cow<'_, str>> {
+            v.as_deref().map(Cow::Borrowed)
+        }
+        let mut out = vec![
+            (
+                "distribution",
+                Some(Cow::Borrowed(self.distribution)),
+                nodes,
+            ),
+            ("minor_version", cluster(&self.minor_version), nodes),
+            ("master_version", cluster(&self.master_version), nodes),
+            ("volunteer_version", cluster(&self.volunteer_version), nodes),
+        ];
+        for (key, field) in NODE_FACETS {
+            let mut values: BTreeMap<Option<&str>, i64> = BTreeMap::new();
+            for g in &self.groups {
+                let n = values.entry(field(g).as_deref()).or_default();
+                *n = n.saturating_add(i64::from(g.nodes));
+            }
+            out.extend(
+                values
+                    .into_iter()
+                    .map(|(v, n)| (key, v.map(Cow::Borrowed), n)),
+            );
+        }
+        let accelerators = self.accelerators.iter();
+        out.extend(
+            accelerators
+                .map(|(name, count)| ("accelerators", Some(Cow::Borrowed(name.as_str())), *count)),
+        );
+        let extensions = self.extensions.iter();
+        out.extend(
+            extensions.map(|(k, v)| ("extensions", Some(Cow::Owned(format!("{k}={v}"))), nodes)),
+        );
+        out
+    }
+}
+
 pub fn derive(metadata: &BTreeMap<String, String>, payload: &str) -> Facts {
     let p = shapes::read(payload);
     let list = p.nodes.or(p.kubernetes_nodes).unwrap_or_default();

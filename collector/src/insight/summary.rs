@@ -2,9 +2,9 @@
 //! state kept at ingest (`clusters`, `cluster_nodes`; see
 //! collector/migrations/) and printed as aligned tables or as JSON. It
 //! covers the clusters whose latest report is at most N days old; a
-//! cluster's older reports do not count. Each query reads one row per
-//! cluster or per node group, never a payload, so its cost follows the
-//! fleet's size, not its history. Read-only: it neither creates the schema
+//! cluster's older reports do not count. Three queries, each one pass
+//! over one row per cluster or per node group, never a payload, so the cost
+//! follows the fleet's size, not its history. Read-only: it neither creates the schema
 //! nor writes anything. Retention is `prune.rs`.
 
 use crate::config::SummaryArgs;
@@ -12,122 +12,34 @@ use crate::error::Error;
 use postgres::IsolationLevel;
 use serde_json::Value;
 
-/// Where a breakdown's values come from.
-#[derive(Clone, Copy)]
-enum Source {
-    /// A column of `clusters`: clusters, and their nodes.
-    Cluster(&'static str),
-    /// A column of `cluster_nodes`: the clusters with such nodes, and those
-    /// nodes.
-    Node(&'static str),
-    /// `clusters.accelerators`: clusters, and the accelerators counted.
-    Accelerators,
-    /// `clusters.extensions` as "name=value": clusters, and their nodes.
-    Extensions,
-}
-
-/// The breakdowns, in print order: the JSON key, the table's heading, its
-/// last column's heading, and the source. Column names are spliced into
-/// SQL, so they must only ever come from this list, never from input.
-const BREAKDOWNS: [(&str, &str, &str, Source); 12] = [
-    (
-        "distribution",
-        "Distribution",
-        "Nodes",
-        Source::Cluster("distribution"),
-    ),
-    (
-        "minor_version",
-        "Minor version",
-        "Nodes",
-        Source::Cluster("minor_version"),
-    ),
-    (
-        "master_version",
-        "Master version",
-        "Nodes",
-        Source::Cluster("master_version"),
-    ),
-    (
-        "kubelet_version",
-        "Kubelet version",
-        "Nodes",
-        Source::Node("kubelet_version"),
-    ),
-    ("os_image", "OS image", "Nodes", Source::Node("os_image")),
-    (
-        "container_runtime_version",
-        "Container runtime",
-        "Nodes",
-        Source::Node("container_runtime_version"),
-    ),
-    (
-        "architecture",
-        "Architecture",
-        "Nodes",
-        Source::Node("architecture"),
-    ),
-    (
-        "operating_system",
-        "Operating system",
-        "Nodes",
-        Source::Node("operating_system"),
-    ),
-    (
-        "cloud_provider",
-        "Cloud provider",
-        "Nodes",
-        Source::Node("cloud_provider"),
-    ),
-    ("accelerators", "Accelerator", "Count", Source::Accelerators),
-    (
-        "volunteer_version",
-        "Volunteer version",
-        "Nodes",
-        Source::Cluster("volunteer_version"),
-    ),
-    ("extensions", "Extension", "Nodes", Source::Extensions),
+/// The breakdowns, in print order: the key (facts.rs's facet, and the
+/// JSON key), the table's heading, and its last column's heading.
+const BREAKDOWNS: [(&str, &str, &str); 12] = [
+    ("distribution", "Distribution", "Nodes"),
+    ("minor_version", "Minor version", "Nodes"),
+    ("master_version", "Master version", "Nodes"),
+    ("kubelet_version", "Kubelet version", "Nodes"),
+    ("os_image", "OS image", "Nodes"),
+    ("container_runtime_version", "Container runtime", "Nodes"),
+    ("architecture", "Architecture", "Nodes"),
+    ("operating_system", "Operating system", "Nodes"),
+    ("cloud_provider", "Cloud provider", "Nodes"),
+    ("accelerators", "Accelerator", "Count"),
+    ("volunteer_version", "Volunteer version", "Nodes"),
+    ("extensions", "Extension", "Nodes"),
 ];
 
 /// A cluster is recent when its latest report is; node groups carry that
 /// report's received_at.
 const RECENT: &str = "received_at >= now() - make_interval(days => $1)";
 
-impl Source {
-    /// value, clusters, count; by count, most first, then by value (byte
-    /// order, COLLATE "C": not the server's locale), unknown last.
-    fn sql(self) -> String {
-        let order = |value: &str| format!("ORDER BY 3 DESC, ({value}) COLLATE \"C\" NULLS LAST");
-        match self {
-            Source::Cluster(c) => format!(
-                "SELECT {c}, count(*), sum(nodes)::bigint FROM clusters WHERE {RECENT} \
-                 GROUP BY 1 {}",
-                order(c)
-            ),
-            // Per cluster first: a cluster with two pools of one value
-            // counts once.
-            Source::Node(c) => format!(
-                "SELECT v, count(*), sum(n)::bigint FROM ( \
-                     SELECT cluster_id, {c} AS v, sum(nodes) AS n FROM cluster_nodes \
-                     WHERE {RECENT} GROUP BY 1, 2) AS per_cluster \
-                 GROUP BY 1 {}",
-                order("v")
-            ),
-            Source::Accelerators => format!(
-                "SELECT a.key, count(*), sum(a.value::bigint)::bigint \
-                 FROM clusters, jsonb_each_text(accelerators) AS a \
-                 WHERE {RECENT} AND accelerators <> '{{}}' GROUP BY 1 {}",
-                order("a.key")
-            ),
-            Source::Extensions => format!(
-                "SELECT e.key || '=' || e.value, count(*), sum(nodes)::bigint \
-                 FROM clusters, jsonb_each_text(extensions) AS e \
-                 WHERE {RECENT} AND extensions <> '{{}}' GROUP BY 1 {}",
-                order("e.key || '=' || e.value")
-            ),
-        }
-    }
-}
+/// Every breakdown in one pass over the clusters: each cluster's facets
+/// (collector/migrations/) hold its distinct values and their nodes.
+const FACETS: &str = "
+SELECT f.k, f.v, count(*), sum(f.n)::bigint
+FROM clusters CROSS JOIN LATERAL unnest(facet_keys, facet_values, facet_nodes) AS f(k, v, n)
+WHERE received_at >= now() - make_interval(days => $1)
+GROUP BY 1, 2";
 
 /// One value of a breakdown: how many nodes have it, and in how many
 /// clusters. `None` is a value no report gave.
@@ -167,20 +79,28 @@ pub fn summary(args: &SummaryArgs) -> Result<Summary, Error> {
         ),
         &[&args.days],
     )?;
-    let mut breakdowns = Vec::with_capacity(BREAKDOWNS.len());
-    for (.., source) in BREAKDOWNS {
-        let rows = tx.query(&source.sql(), &[&args.days])?;
-        let rows = rows
-            .iter()
-            .map(|r| {
-                Ok(Row {
-                    value: r.try_get(0)?,
-                    clusters: r.try_get(1)?,
-                    nodes: r.try_get(2)?,
-                })
-            })
-            .collect::<Result<_, postgres::Error>>()?;
-        breakdowns.push(rows);
+    let mut breakdowns = vec![Vec::new(); BREAKDOWNS.len()];
+    for r in tx.query(FACETS, &[&args.days])? {
+        let key: &str = r.try_get(0)?;
+        // Keys are facts.rs's; one it does not know (a newer collector's)
+        // is not this summary's to print.
+        let Some(at) = BREAKDOWNS.iter().position(|b| b.0 == key) else {
+            continue;
+        };
+        breakdowns[at].push(Row {
+            value: r.try_get(1)?,
+            clusters: r.try_get(2)?,
+            nodes: r.try_get(3)?,
+        });
+    }
+    // By count, most first, then by value in byte order (the server's
+    // locale must not decide), unknown last.
+    for rows in &mut breakdowns {
+        rows.sort_by(|a, b| {
+            (b.nodes.cmp(&a.nodes))
+                .then(a.value.is_none().cmp(&b.value.is_none()))
+                .then(a.value.cmp(&b.value))
+        });
     }
     tx.commit()?;
     Ok(Summary {
@@ -200,7 +120,7 @@ impl Summary {
             "Clusters: {}   Nodes: {}   Nodes with accelerators: {}   (seen in the last {} {unit})\n",
             self.clusters, self.nodes, self.nodes_with_accelerators, self.days
         );
-        for ((_, heading, count, _), rows) in BREAKDOWNS.iter().zip(&self.breakdowns) {
+        for ((_, heading, count), rows) in BREAKDOWNS.iter().zip(&self.breakdowns) {
             let names: Vec<String> = rows.iter().map(|r| printable(&r.value)).collect();
             let clusters: Vec<String> = rows.iter().map(|r| r.clusters.to_string()).collect();
             let nodes: Vec<String> = rows.iter().map(|r| r.nodes.to_string()).collect();
@@ -234,7 +154,7 @@ impl Summary {
             "{{\"days\": {}, \"clusters\": {}, \"nodes\": {}, \"nodes_with_accelerators\": {}",
             self.days, self.clusters, self.nodes, self.nodes_with_accelerators
         );
-        for ((key, _, count, _), rows) in BREAKDOWNS.iter().zip(&self.breakdowns) {
+        for ((key, _, count), rows) in BREAKDOWNS.iter().zip(&self.breakdowns) {
             let count = count.to_lowercase();
             let rows: Vec<String> = rows
                 .iter()
