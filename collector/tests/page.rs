@@ -350,8 +350,8 @@ fn the_stats_page_shows_the_fleet_in_a_browser_and_loads_nothing() {
     assert_self_contained(&v, &url);
     assert_shows_the_fleet(&v.dom);
     for (name, size, dark) in [
-        ("stats-1280", (1280, 2950), false),
-        ("stats-375", (375, 7800), false),
+        ("stats-1280", (1280, 2860), false),
+        ("stats-375", (375, 5500), false),
         ("stats-375-dark", (375, 2400), true),
     ] {
         let path = screenshots().join(format!("{name}.png"));
