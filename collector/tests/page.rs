@@ -226,6 +226,9 @@ pub fn visit(
                 .map(|(_, u)| u.trim().to_string())
         })
         .filter(|u| !u.starts_with(GAIA))
+        // The browser's own, not the page's: none has been seen so far, but
+        // a favicon request may come, and it stays on the page's origin.
+        .filter(|u| !u.ends_with("/favicon.ico") || !same_origin(u, url))
         .collect();
     Visit {
         dom,
@@ -233,6 +236,16 @@ pub fn visit(
         requested,
         trapped: trap.seen(),
     }
+}
+
+/// Whether `a` and `b` share scheme, host and port.
+fn same_origin(a: &str, b: &str) -> bool {
+    let origin = |u: &str| {
+        let rest = u.split_once("://").map_or("", |(_, r)| r);
+        let host = rest.split('/').next().unwrap_or("");
+        format!("{}://{host}", u.split("://").next().unwrap_or(""))
+    };
+    origin(a) == origin(b)
 }
 
 fn tempdir(what: &str) -> PathBuf {

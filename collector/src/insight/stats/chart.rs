@@ -104,6 +104,7 @@ fn open(out: &mut String, days: &[String], label: &str) {
     let labels = last.min(4);
     for k in 0..=labels {
         let i = (k * last).checked_div(labels).unwrap_or(0);
+        let Some(day) = days.get(i) else { break };
         let pct = x(i, n) / WIDTH * 100.0;
         let anchor = match (n > 1, i) {
             (false, _) => "middle",
@@ -117,7 +118,7 @@ fn open(out: &mut String, days: &[String], label: &str) {
             TOP + PLOT,
             TOP + PLOT + 5,
             TOP + PLOT + 20,
-            short_day(&days[i]),
+            short_day(day),
         );
     }
     let _ = write!(
@@ -361,5 +362,13 @@ mod tests {
         );
         assert_eq!(out.matches(r#"class="line c""#).count(), 1, "{out}");
         assert_eq!(out.matches(r#"class="dot c""#).count(), 1, "{out}");
+    }
+
+    #[test]
+    fn no_days_draw_an_empty_chart() {
+        let mut out = String::new();
+        line(&mut out, &[], &[], "c", "clusters", "x");
+        stacked(&mut out, &[], &[], "x");
+        assert_eq!(out.matches("</svg>").count(), 4, "{out}");
     }
 }
