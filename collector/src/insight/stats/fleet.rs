@@ -115,8 +115,8 @@ pub fn fleet() -> Figures {
                 &[
                     ("aws", 701, 19_340),
                     ("gcp", 433, 10_850),
-                    ("azure", 351, 7_720),
                     ("(unknown)", 402, 6_770),
+                    ("azure", 351, 7_720),
                     ("hetzner", 88, 1_310),
                     ("digitalocean", 61, 702),
                     ("openstack", 33, 1_610),
