@@ -5,9 +5,11 @@
 //! - `prune.rs`: `spartakus-collector prune`, retention.
 //! - `import.rs` and `export.rs`: reports in and out as JSON Lines.
 //! - `migrate.rs`: moves the first release's table into the new schema.
+//! - `stats.rs`: `GET /stats` and the usage gauges, k-anonymous and cached.
 
 pub mod export;
 pub mod import;
 pub mod migrate;
 pub mod prune;
+pub mod stats;
 pub mod summary;
