@@ -321,7 +321,8 @@ mod tests {
 
     #[test]
     fn query_rules() {
-        let cases: &[(&str, Result<(u32, bool), &str>)] = &[
+        type Case = (&'static str, Result<(u32, bool), &'static str>);
+        let cases: &[Case] = &[
             ("/stats", Ok((30, false))),
             ("/stats?days=7", Ok((7, false))),
             ("/stats?days=90&format=json", Ok((90, true))),
