@@ -34,8 +34,9 @@ pub const DEFAULT_DAYS: u32 = 30;
 pub const METRICS_DAYS: u32 = 30;
 /// How long figures are served before they are computed again.
 const FRESH: Duration = Duration::from_secs(60);
-/// After a failed computation, the wait before the next try.
-const RETRY: Duration = Duration::from_secs(5);
+/// After a failed computation, the wait before the next try: one that hit
+/// the statement timeout must not be run again and again.
+const RETRY: Duration = Duration::from_secs(30);
 /// /stats answered at once, at most; the rest get 503. Each holds a
 /// connection thread for a memory copy of a cached answer, or, for one of
 /// them, a computation.
