@@ -38,6 +38,8 @@ pub struct Config {
     pub tls: Option<(String, String)>,
     pub log_level: log::LevelFilter,
     pub log_format: spartakus_log::Format,
+    /// `--stats on`: GET /stats and the usage gauges, under these rules.
+    pub stats: Option<crate::insight::stats::Rules>,
 }
 
 /// What the command line asks for.
@@ -146,6 +148,9 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
     let tls_key = value("--tls-key", "SPARTAKUS_TLS_KEY")?;
     let log_level = value("--log-level", "SPARTAKUS_LOG_LEVEL")?;
     let log_format = value("--log-format", "SPARTAKUS_LOG_FORMAT")?;
+    let stats = value("--stats", "SPARTAKUS_STATS")?;
+    let min_clusters = value("--min-clusters", "SPARTAKUS_MIN_CLUSTERS")?;
+    let min_days = value("--min-days", "SPARTAKUS_MIN_DAYS")?;
     let mut proxies: Vec<String> = args
         .values_from_str("--trusted-proxy")
         .map_err(|_| Error::usage("--trusted-proxy", "needs a value"))?;
@@ -235,6 +240,19 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
         .map_err(|_| Error::usage("--log-level", "must be error, warn, info, debug or trace"))?;
     let log_format = spartakus_log::Format::from_str(log_format.as_deref().unwrap_or("text"))
         .map_err(|()| Error::usage("--log-format", "must be text or json"))?;
+    // Bounded by the shortest window (7 days), so every window can show
+    // something.
+    let min_days = number("--min-days", min_days.as_deref(), 2, 1, 7)?;
+    let min_clusters = number("--min-clusters", min_clusters.as_deref(), 5, 2, 1_000_000)?;
+    let rules = crate::insight::stats::Rules {
+        min_clusters: u32::try_from(min_clusters).expect("bounded to 1000000 just above"),
+        min_days: u32::try_from(min_days).expect("bounded to 7 just above"),
+    };
+    let stats = match stats.as_deref() {
+        None | Some("off") => None,
+        Some("on") => Some(rules),
+        Some(_) => return Err(Error::usage("--stats", "must be off or on")),
+    };
     Ok(Command::Run(Box::new(Config {
         listen,
         metrics_listen,
@@ -249,6 +267,7 @@ fn parse_run(mut args: pico_args::Arguments, env: Env) -> Result<Command, Error>
         tls,
         log_level,
         log_format,
+        stats,
     })))
 }
 

@@ -128,6 +128,10 @@ fn run(config: Config) -> Result<(), Error> {
     log::info!("connecting to PostgreSQL {}", config.db.describe());
 
     let metrics = Arc::new(metrics::Metrics::default());
+    // Its own connection, opened at the first /stats: never the writer's.
+    let stats = config
+        .stats
+        .map(|rules| Arc::new(insight::stats::Stats::new(config.db.clone(), rules)));
     let store = Arc::new(store::Postgres::start(config.db, metrics.clone()));
     let app = http::App {
         store: store.clone(),
@@ -139,6 +143,7 @@ fn run(config: Config) -> Result<(), Error> {
         rate_limit: config.rate_limit.map(limit::RateLimit::new),
         version: VERSION,
         metrics_apart: metrics_server.is_some(),
+        stats,
     };
     server::serve(&server, metrics_server.as_deref(), &app);
     store.close();

@@ -187,3 +187,63 @@ fn db_ca_file_comes_from_the_environment_too() {
         Ok(_) => panic!("an empty SPARTAKUS_DB_CA_FILE was taken for no TLS"),
     }
 }
+
+#[test]
+fn stats_is_off_by_default_and_its_rules_are_bounded() {
+    use crate::insight::stats::Rules;
+    let db = "--db-url=postgres://u@h/d";
+    assert_eq!(run(&[db], &[]).expect("valid").stats, None);
+    assert_eq!(
+        run(&[db, "--stats", "off"], &[]).expect("valid").stats,
+        None
+    );
+    let on = |args: &[&str], env: &[(&str, &str)]| run(args, env).expect("valid").stats;
+    let rules = |min_clusters, min_days| {
+        Some(Rules {
+            min_clusters,
+            min_days,
+        })
+    };
+    assert_eq!(on(&[db, "--stats", "on"], &[]), rules(5, 2));
+    assert_eq!(
+        on(
+            &[db, "--min-clusters", "2", "--min-days", "7"],
+            &[("SPARTAKUS_STATS", "on"), ("SPARTAKUS_MIN_CLUSTERS", "9")]
+        ),
+        rules(2, 7)
+    );
+    assert_eq!(
+        on(
+            &[db],
+            &[
+                ("SPARTAKUS_STATS", "on"),
+                ("SPARTAKUS_MIN_CLUSTERS", "9"),
+                ("SPARTAKUS_MIN_DAYS", "1")
+            ]
+        ),
+        rules(9, 1)
+    );
+    let cases: &[(&[&str], &str)] = &[
+        (&[db, "--stats", "yes"], "--stats: must be off or on"),
+        (&[db, "--stats"], "--stats: needs a value"),
+        (
+            &[db, "--min-clusters", "1"],
+            "--min-clusters: must be a whole number from 2 to 1000000",
+        ),
+        (
+            &[db, "--min-days", "0"],
+            "--min-days: must be a whole number from 1 to 7",
+        ),
+        (
+            &[db, "--min-days", "8"],
+            "--min-days: must be a whole number from 1 to 7",
+        ),
+    ];
+    for (args, want) in cases {
+        let got = run(args, &[]).expect_err("should fail");
+        assert!(
+            got.starts_with(want),
+            "{args:?}: want {want:?}, got {got:?}"
+        );
+    }
+}

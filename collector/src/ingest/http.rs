@@ -6,6 +6,7 @@ use crate::ingest::limit::RateLimit;
 use crate::ingest::peer::{self, Cidr, Keep};
 use crate::ingest::report::{self, Format};
 use crate::ingest::store::{Store, StoreError};
+use crate::insight::stats::Stats;
 use crate::metrics::Metrics;
 use crate::process;
 use std::net::SocketAddr;
@@ -23,6 +24,8 @@ const RETRY_AFTER: &str = "5";
 /// stays off the public port with --metrics-listen.
 const ROOT: &str =
     r#"{"service":"spartakus-collector","submit":"POST /api/v1/stats","health":"/healthz"}"#;
+/// The same with `--stats on`.
+const ROOT_STATS: &str = r#"{"service":"spartakus-collector","submit":"POST /api/v1/stats","health":"/healthz","stats":"/stats"}"#;
 
 /// What the routes share.
 pub struct App {
@@ -38,6 +41,9 @@ pub struct App {
     /// `--metrics-listen` is set: /metrics and /version are served there
     /// (`route_metrics`), not on the public listener.
     pub metrics_apart: bool,
+    /// `--stats on`: GET /stats, and the usage gauges on /metrics. All of
+    /// its logic, shedding included, is in insight/stats.rs.
+    pub stats: Option<Arc<Stats>>,
 }
 
 /// The parts of a request that routing looks at.
@@ -72,7 +78,7 @@ impl Answer {
     }
 
     /// `{"error": {"code": N, "message": "..."}}`
-    fn error(status: u16, message: &str) -> Answer {
+    pub fn error(status: u16, message: &str) -> Answer {
         let body = serde_json::json!({"error": {"code": status, "message": message}});
         Answer::json(status, body.to_string())
     }
@@ -86,7 +92,7 @@ impl Answer {
         Answer::error(503, message).header("Retry-After", RETRY_AFTER)
     }
 
-    fn header(mut self, name: &'static str, value: &str) -> Answer {
+    pub fn header(mut self, name: &'static str, value: &str) -> Answer {
         self.headers.push((name, value.to_string()));
         self
     }
@@ -104,7 +110,7 @@ pub fn route(req: &Incoming, body: &mut ReadBody, app: &App) -> Answer {
     let path = req.url.split('?').next().unwrap_or_default();
     let read = matches!(req.method, "GET" | "HEAD");
     if req.method == "OPTIONS" {
-        return options(path);
+        return options(path, app);
     }
     if app.metrics_apart && matches!(path, "/version" | "/metrics") {
         return not_found();
@@ -113,7 +119,7 @@ pub fn route(req: &Incoming, body: &mut ReadBody, app: &App) -> Answer {
         ("/api/v1/stats", "POST") => ingest(Format::Current, req, body, app),
         ("/api/v1", "POST") => ingest(Format::V1, req, body, app),
         ("/api/v1/stats" | "/api/v1", _) => not_allowed("POST"),
-        ("/", _) if read => Answer::json(200, ROOT.into()),
+        ("/", _) if read => Answer::json(200, root(app).into()),
         ("/health" | "/healthz", _) if read => Answer::json(200, r#"{"status":"ok"}"#.into()),
         ("/readyz", _) if read => {
             if app.store.ready() {
@@ -126,7 +132,19 @@ pub fn route(req: &Incoming, body: &mut ReadBody, app: &App) -> Answer {
         ("/" | "/health" | "/healthz" | "/readyz" | "/version" | "/metrics", _) => {
             not_allowed("GET, HEAD")
         }
+        ("/stats", _) => match (&app.stats, read) {
+            (None, _) => not_found(),
+            (Some(stats), true) => stats.answer(req.url),
+            (Some(_), false) => not_allowed("GET, HEAD"),
+        },
         _ => not_found(),
+    }
+}
+
+fn root(app: &App) -> &'static str {
+    match app.stats {
+        Some(_) => ROOT_STATS,
+        None => ROOT,
     }
 }
 
@@ -144,11 +162,19 @@ pub fn route_metrics(req: &Incoming, app: &App) -> Answer {
         "/version" => Answer::json(200, serde_json::json!({"version": app.version}).to_string()),
         "/metrics" => Answer {
             content_type: "text/plain; version=0.0.4",
-            ..Answer::json(200, app.metrics.render() + &process::render(app.version))
+            ..Answer::json(200, metrics(app))
         },
         "/healthz" => Answer::json(200, r#"{"status":"ok"}"#.into()),
         _ => not_found(),
     }
+}
+
+fn metrics(app: &App) -> String {
+    let mut text = app.metrics.render() + &process::render(app.version);
+    if let Some(stats) = &app.stats {
+        text.push_str(&stats.metrics());
+    }
+    text
 }
 
 fn not_found() -> Answer {
@@ -156,8 +182,9 @@ fn not_found() -> Answer {
 }
 
 /// `OPTIONS`: the methods a path allows, or all of them for `*`.
-fn options(path: &str) -> Answer {
+fn options(path: &str, app: &App) -> Answer {
     let allow = match path {
+        "/stats" if app.stats.is_some() => "GET, HEAD, OPTIONS",
         "*" => "GET, HEAD, POST, OPTIONS",
         "/api/v1/stats" | "/api/v1" => "POST, OPTIONS",
         "/" | "/health" | "/healthz" | "/readyz" | "/version" | "/metrics" => "GET, HEAD, OPTIONS",
@@ -286,6 +313,7 @@ mod tests {
             rate_limit: None,
             version: "test",
             metrics_apart: false,
+            stats: None,
         };
         (app, fake)
     }
@@ -351,6 +379,7 @@ mod tests {
             (get("/?from=lb"), b"", 200),
             (post("/", json), REPORT, 405),
             (get("/index.html"), b"", 404),
+            (get("/stats"), b"", 404),
         ];
         for (req, body, want) in cases {
             let (app, _) = fake_app(None);

@@ -5,12 +5,12 @@
 //! - `prune.rs`: `spartakus-collector prune`, retention.
 //! - `import.rs` and `export.rs`: reports in and out as JSON Lines.
 //! - `migrate.rs`: moves the first release's table into the new schema.
-//! - `stats.rs`: `GET /stats`, the published figures and their page.
+//! - `stats.rs`: `GET /stats` and the usage gauges, k-anonymous and cached;
+//!   its page is `stats/page.rs` (with `chart.rs`).
 
 pub mod export;
 pub mod import;
 pub mod migrate;
 pub mod prune;
-#[allow(dead_code)] // until the route is merged (branch stats)
 pub mod stats;
 pub mod summary;
