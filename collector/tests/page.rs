@@ -3,10 +3,13 @@
 //! 1280 px and 375 px into target/screenshots/, its DOM checked for the
 //! figures and the text alternatives, and held to loading nothing.
 //!
-//! Until the route is merged, the page comes from `page::render` on a
-//! realistic fleet (src/insight/stats/fleet.rs), served from a few lines of
-//! std::net with the real Content-Security-Policy header. `visit` takes any
-//! URL, so the same checks can point at a running collector's `/stats`.
+//! `the_collectors_stats_page_shows_its_fleet_in_a_browser` visits a real
+//! collector's `/stats`, filled with a fleet from bench/fleet (the
+//! benchmarks' generator) through `import`, and checks the page against the
+//! same figures as JSON. The other tests render `page::render` on a
+//! realistic fleet (src/insight/stats/fleet.rs) or on hostile values,
+//! served from a few lines of std::net with the real
+//! Content-Security-Policy header.
 //!
 //! How "loads nothing" is checked, three ways, each of which catches what
 //! the others might not:
@@ -37,6 +40,10 @@ mod fleet;
 #[path = "../src/insight/stats/page.rs"]
 mod page;
 
+mod common;
+
+use common::{get, Collector, TestDb};
+use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -370,6 +377,131 @@ fn the_stats_page_shows_the_fleet_in_a_browser_and_loads_nothing() {
         let path = screenshots().join(format!("{name}.png"));
         let _ = std::fs::remove_file(&path);
         let v = visit(&url, size, Some(&path), dark);
+        assert_self_contained(&v, &url);
+        assert_eq!(png_size(&path), size, "{name}.png's size");
+    }
+}
+
+/// 1,234,567 as the page prints it.
+fn thousands(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A real collector with `--stats on`, holding three days of a 150-cluster
+/// fleet from bench/fleet, imported.
+fn collector_with_a_fleet() -> (TestDb, Collector) {
+    let db = TestDb::new();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let today = Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .expect("date");
+    let today = String::from_utf8_lossy(&today.stdout).trim().to_string();
+    let fleet = Command::new("python3")
+        .args([
+            "bench/fleet",
+            "--clusters",
+            "150",
+            "--days",
+            "3",
+            "--seed",
+            "7",
+        ])
+        .args(["--end-date", &today])
+        .current_dir(root)
+        .stderr(Stdio::null())
+        .output()
+        .expect("run bench/fleet");
+    assert!(fleet.status.success(), "bench/fleet failed");
+    let mut import = Command::new(env!("CARGO_BIN_EXE_spartakus-collector"))
+        .args(["import", "--db-url", &db.url])
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run import");
+    let mut stdin = import.stdin.take().expect("stdin");
+    stdin.write_all(&fleet.stdout).expect("feed import");
+    drop(stdin);
+    let out = import.wait_with_output().expect("import");
+    assert!(
+        out.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = Collector::start(&db.url, &["--stats", "on"]);
+    c.wait_ready(Duration::from_secs(20));
+    (db, c)
+}
+
+#[test]
+fn the_collectors_stats_page_shows_its_fleet_in_a_browser() {
+    let (_db, c) = collector_with_a_fleet();
+    // The first request starts the computation; 503 until it is done.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let figures: Value = loop {
+        let reply = get(c.addr, "/stats?format=json");
+        if reply.status == 200 {
+            break serde_json::from_str(&reply.body).expect("figures as JSON");
+        }
+        assert_eq!(reply.status, 503, "{reply:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no figures within 60 s: {}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let clusters = figures["clusters"].as_i64().expect("clusters");
+    assert!(clusters >= 100, "most of the 150 clusters count: {figures}");
+    let url = format!("http://{}/stats", c.addr);
+    let v = visit(&url, (1280, 2000), None, false);
+    assert_self_contained(&v, &url);
+    let headline = format!("{}</span><span>active clusters", thousands(clusters));
+    assert!(v.dom.contains(&headline), "the DOM lacks {headline}");
+    let nodes = figures["nodes"].as_i64().expect("nodes");
+    let headline = format!("{}</span><span>nodes", thousands(nodes));
+    assert!(v.dom.contains(&headline), "the DOM lacks {headline}");
+    let breakdowns = figures["breakdowns"].as_array().expect("breakdowns");
+    for b in breakdowns {
+        let title = b["title"].as_str().expect("title");
+        assert!(
+            v.dom.contains(&format!("<h3>{title}</h3>")),
+            "no chart for {title}"
+        );
+        // The biggest value of each, as a row of its table.
+        if let Some(top) = b["rows"].get(0) {
+            let value = page::escape(top["value"].as_str().expect("value"));
+            let cell = format!(
+                "<th scope=\"row\">{value}</th><td>{}</td>",
+                thousands(top["clusters"].as_i64().expect("n"))
+            );
+            assert!(v.dom.contains(&cell), "{title}: the DOM lacks {cell}");
+        }
+    }
+    let alternatives = v.dom.matches(r#"role="img""#).count();
+    assert_eq!(
+        alternatives,
+        v.dom.matches("<table>").count(),
+        "a table for each chart"
+    );
+    assert!(alternatives > breakdowns.len(), "{alternatives} charts");
+    for (name, size) in [
+        ("collector-1280", (1280, 2860)),
+        ("collector-375", (375, 5500)),
+    ] {
+        let path = screenshots().join(format!("{name}.png"));
+        let _ = std::fs::remove_file(&path);
+        let v = visit(&url, size, Some(&path), false);
         assert_self_contained(&v, &url);
         assert_eq!(png_size(&path), size, "{name}.png's size");
     }

@@ -215,7 +215,10 @@ impl Stats {
                 status: 200,
                 content_type: "text/html; charset=utf-8",
                 body: r.html.clone(),
-                headers: vec![("Content-Security-Policy", page::CONTENT_SECURITY_POLICY.to_string())],
+                headers: vec![(
+                    "Content-Security-Policy",
+                    page::CONTENT_SECURITY_POLICY.to_string(),
+                )],
             },
         };
         answer
