@@ -18,6 +18,12 @@
 //!
 //! Locks are taken in one order (keys, then clusters, then fleet_days rows,
 //! each sorted), so two writers wait for each other but never deadlock.
+//!
+//! `incoming` has no statistics, so each lookup of stored rows is written
+//! to go through an index whatever the planner guesses of its size (a
+//! LATERAL with a LIMIT, which is a loop of index probes): a sequential
+//! scan of cluster_nodes or cluster_days per batch would cost what the
+//! fleet or the history holds. (2000 is above facts.rs's 1,001 groups.)
 
 use super::facts::Facts;
 use super::report::Report;
@@ -99,7 +105,11 @@ UPDATE incoming SET latest = true FROM up WHERE incoming.id = up.report";
 /// Step 5: one snapshot for both parts, so the DELETE never sees the new rows.
 const NODES: &str = "
 WITH gone AS (
-    DELETE FROM cluster_nodes WHERE cluster_id IN (SELECT cluster_id FROM incoming WHERE latest))
+    DELETE FROM cluster_nodes WHERE ctid = ANY (ARRAY(
+        SELECT n.ctid FROM incoming i
+        CROSS JOIN LATERAL (SELECT ctid FROM cluster_nodes n WHERE n.cluster_id = i.cluster_id
+                            LIMIT 2000) AS n
+        WHERE i.latest)))
 INSERT INTO cluster_nodes (cluster_id, received_at, kubelet_version, os_image, kernel_version,
                            container_runtime_version, operating_system, architecture,
                            cloud_provider, cpu_millicores, memory_bytes, ephemeral_storage_bytes,
@@ -120,7 +130,9 @@ WITH newest AS (
     SELECT DISTINCT ON (day, cluster_id) * FROM incoming
     ORDER BY day, cluster_id, received_at DESC, id DESC),
 old AS (
-    SELECT d.* FROM cluster_days d JOIN newest n USING (day, cluster_id)),
+    SELECT o.* FROM newest n
+    CROSS JOIN LATERAL (SELECT * FROM cluster_days d
+                        WHERE d.day = n.day AND d.cluster_id = n.cluster_id LIMIT 1) AS o),
 win AS (
     SELECT n.* FROM newest n LEFT JOIN old o USING (day, cluster_id)
     WHERE o.report IS NULL OR (n.received_at, n.id) > (o.received_at, o.report)),
