@@ -65,7 +65,8 @@ const START: &str = "(now() AT TIME ZONE 'UTC')::date - ($1::int - 1)";
 /// - The totals and breakdowns sum the counted clusters' facets.
 /// - The per-day series is `fleet_days` (every cluster's last report of each
 ///   day, by minor version, '' for unknown) minus the window's cluster_days
-///   rows of the clusters that reported in the window but do not count:
+///   rows of the clusters that reported in the window but do not count
+///   (one probe each: OFFSET 0 keeps the planner from a scan and hash join):
 ///   `recent_days[1] >= start` and fewer than `$2` days. Those have fewer
 ///   than 7 days in the window, so all of them are in recent_days, and each
 ///   row is one primary-key probe. A cluster with cluster_days rows in the
@@ -98,7 +99,9 @@ fn statement() -> String {
          uncounted AS ( \
              SELECT d.day, d.minor_version, d.nodes \
              FROM seen c CROSS JOIN LATERAL unnest(c.recent_days) AS r(day) \
-             JOIN cluster_days d ON d.day = r.day AND d.cluster_id = c.cluster_id \
+             CROSS JOIN LATERAL ( \
+                 SELECT day, minor_version, nodes FROM cluster_days \
+                 WHERE day = r.day AND cluster_id = c.cluster_id OFFSET 0) AS d \
              WHERE NOT c.counted AND r.day >= (SELECT start_day FROM span) \
              UNION ALL \
              SELECT d.day, d.minor_version, d.nodes FROM cluster_days d, span s \
