@@ -74,7 +74,13 @@ CREATE TABLE clusters (
     -- per-cluster grouping at read.
     facet_keys              text[]      NOT NULL,
     facet_values            text[]      NOT NULL,
-    facet_nodes             bigint[]    NOT NULL
+    facet_nodes             bigint[]    NOT NULL,
+    -- The cluster's most recent distinct UTC days with a report, newest
+    -- first, at most 7 (--min-days is at most 7): merged from every report,
+    -- older (imported) ones too, which change nothing else here. "Reported
+    -- on at least D days since S" is recent_days[D] >= S (no day is after
+    -- today), so /stats finds its counted clusters without cluster_days.
+    recent_days             date[]      NOT NULL
 );
 CREATE INDEX clusters_received_at ON clusters (received_at);
 

@@ -552,3 +552,98 @@ fn a_flood_of_stats_gets_503s_while_reports_are_stored_promptly() {
     );
     assert!(counter(&c, "spartakus_stats_shed_total") >= i64::from(shed));
 }
+
+#[test]
+fn an_imported_older_report_adds_its_day_without_replacing_the_latest_state() {
+    let db = TestDb::new();
+    let t = now();
+    import(&db, &line("c-0", t, &COMMON));
+    let old = Spec {
+        master: "v1.28.2",
+        os: "older-os",
+        ..COMMON
+    };
+    // Older reports, one a day for 9 days before today, in one import.
+    let lines: String = (1..10)
+        .map(|d| line("c-0", t - d * DAY, &old) + "\n")
+        .collect();
+    import(&db, &lines);
+    let mut client = db.client();
+    let row = client
+        .query_one(
+            "SELECT c.minor_version, c.report = max(l.id), \
+                    array(SELECT to_char(d, 'YYYY-MM-DD') FROM unnest(c.recent_days) AS d), \
+                    array(SELECT DISTINCT os_image FROM cluster_nodes) \
+             FROM clusters c, report_log l GROUP BY c.cluster_id",
+            &[],
+        )
+        .expect("the cluster");
+    let (minor, stored_is_the_newest_id): (Option<String>, bool) = (row.get(0), row.get(1));
+    assert_eq!(minor.as_deref(), Some("v1.29"));
+    // The latest report stayed the first one (the others got greater ids).
+    assert!(!stored_is_the_newest_id);
+    let days: Vec<String> = row.get(2);
+    let want: Vec<String> = client
+        .query_one(
+            "SELECT array(SELECT to_char((now() AT TIME ZONE 'UTC')::date - i, 'YYYY-MM-DD') \
+             FROM generate_series(0, 6) AS i ORDER BY i)",
+            &[],
+        )
+        .expect("days")
+        .get(0);
+    assert_eq!(days, want);
+    let os: Vec<Option<String>> = row.get(3);
+    assert_eq!(os, [Some(COMMON.os.to_string())]);
+}
+
+#[test]
+fn a_cluster_with_one_day_too_few_is_subtracted_from_the_daily_series_exactly() {
+    let db = TestDb::new();
+    let new = Spec {
+        master: "v1.30.1",
+        nodes: 7,
+        ..COMMON
+    };
+    import(
+        &db,
+        &(fleet("counted", 5, 3, &COMMON) + &fleet("new", 1, 2, &new)),
+    );
+    let c = serving(&db, &["--min-days", "3"]);
+    let f = figures(&c, "&days=7");
+    assert_eq!(
+        (f["clusters"].as_i64(), f["nodes"].as_i64()),
+        (Some(5), Some(10))
+    );
+    let daily = f["daily"].as_array().expect("daily");
+    let got: Vec<(Value, Value)> = daily
+        .iter()
+        .map(|d| (d["clusters"].clone(), d["nodes"].clone()))
+        .collect();
+    let none = (json!(null), json!(null));
+    let five = (json!(5), json!(10));
+    assert_eq!(
+        got,
+        [
+            none.clone(),
+            none.clone(),
+            none.clone(),
+            none,
+            five.clone(),
+            five.clone(),
+            five
+        ]
+    );
+    let adoption = f["adoption"].as_array().expect("adoption");
+    let series: Vec<(Value, Value)> = adoption
+        .iter()
+        .map(|s| (s["value"].clone(), s["clusters"].clone()))
+        .collect();
+    assert_eq!(
+        series,
+        [
+            (json!("v1.29"), json!([0, 0, 0, 0, 5, 5, 5])),
+            (json!("other"), json!([0, 0, 0, 0, 0, 0, 0]))
+        ]
+    );
+    assert_eq!(rows(&f, "minor_version"), [("v1.29".to_string(), 5)]);
+}

@@ -71,11 +71,19 @@ SELECT i.id, i.received_at, i.cluster_id, u.r, u.f, u.m::jsonb, u.p::jsonb
 FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(ord, r, f, m, p)
 JOIN incoming i USING (ord)";
 
-/// Step 4: a cluster's latest report is its greatest (received_at, id).
+/// Step 4: a cluster's latest report is its greatest (received_at, id); only
+/// that one sets its columns. recent_days merges the distinct days of all the
+/// batch's reports of the cluster with the stored ones, older reports' too,
+/// so an older report still updates (and so locks) the row, every other
+/// column keeping its value. RETURNING gives the stored report: it is an id
+/// of `incoming` only when that report became the latest.
 const CLUSTERS: &str = "
 WITH newest AS (
     SELECT DISTINCT ON (cluster_id) * FROM incoming
     ORDER BY cluster_id, received_at DESC, id DESC),
+days AS (
+    SELECT cluster_id, (array_agg(DISTINCT day ORDER BY day DESC))[1:7] AS recent
+    FROM incoming GROUP BY cluster_id),
 facets AS (
     SELECT ord, array_agg(k ORDER BY i) AS ks, array_agg(v ORDER BY i) AS vs,
            array_agg(n ORDER BY i) AS ns
@@ -85,20 +93,30 @@ facets AS (
 up AS (
     INSERT INTO clusters AS c (cluster_id, received_at, report, master_version, minor_version,
                                distribution, volunteer_version, nodes, nodes_with_accelerators,
-                               accelerators, extensions, facet_keys, facet_values, facet_nodes)
+                               accelerators, extensions, facet_keys, facet_values, facet_nodes,
+                               recent_days)
     SELECT cluster_id, received_at, id, master_version, minor_version, distribution,
            volunteer_version, nodes, nodes_with_accelerators, accelerators, extensions,
-           coalesce(ks, '{}'), coalesce(vs, '{}'), coalesce(ns, '{}')
-    FROM newest LEFT JOIN facets USING (ord) ORDER BY cluster_id
+           coalesce(ks, '{}'), coalesce(vs, '{}'), coalesce(ns, '{}'), recent
+    FROM newest JOIN days USING (cluster_id) LEFT JOIN facets USING (ord) ORDER BY cluster_id
     ON CONFLICT (cluster_id) DO UPDATE SET
-        received_at = excluded.received_at, report = excluded.report,
-        master_version = excluded.master_version, minor_version = excluded.minor_version,
-        distribution = excluded.distribution, volunteer_version = excluded.volunteer_version,
-        nodes = excluded.nodes, nodes_with_accelerators = excluded.nodes_with_accelerators,
-        accelerators = excluded.accelerators, extensions = excluded.extensions,
-        facet_keys = excluded.facet_keys, facet_values = excluded.facet_values,
-        facet_nodes = excluded.facet_nodes
+        received_at = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.received_at ELSE c.received_at END,
+        report = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.report ELSE c.report END,
+        master_version = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.master_version ELSE c.master_version END,
+        minor_version = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.minor_version ELSE c.minor_version END,
+        distribution = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.distribution ELSE c.distribution END,
+        volunteer_version = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.volunteer_version ELSE c.volunteer_version END,
+        nodes = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.nodes ELSE c.nodes END,
+        nodes_with_accelerators = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.nodes_with_accelerators ELSE c.nodes_with_accelerators END,
+        accelerators = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.accelerators ELSE c.accelerators END,
+        extensions = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.extensions ELSE c.extensions END,
+        facet_keys = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.facet_keys ELSE c.facet_keys END,
+        facet_values = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.facet_values ELSE c.facet_values END,
+        facet_nodes = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.facet_nodes ELSE c.facet_nodes END,
+        recent_days = array(SELECT DISTINCT d FROM unnest(c.recent_days || excluded.recent_days)
+                            AS d ORDER BY d DESC LIMIT 7)
     WHERE (excluded.received_at, excluded.report) > (c.received_at, c.report)
+       OR NOT excluded.recent_days <@ c.recent_days
     RETURNING report)
 UPDATE incoming SET latest = true FROM up WHERE incoming.id = up.report";
 

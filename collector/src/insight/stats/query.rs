@@ -1,7 +1,8 @@
 //! The figures' SQL, and k-anonymity: which clusters count, and which values
-//! may be shown. Reads `cluster_days`, `clusters` and `cluster_nodes` in one
-//! read-only REPEATABLE READ snapshot, in one statement whose CTEs find the
-//! counted clusters once. Does not cache or connect (`stats.rs` does).
+//! may be shown. Reads `clusters`, `fleet_days` and a few `cluster_days`
+//! rows in one read-only REPEATABLE READ snapshot, in one statement whose
+//! CTEs find the counted clusters once (see `statement`). Does not cache or
+//! connect (`stats.rs` does).
 //!
 //! The rules, for every cell and every point of a series: a value is shown
 //! only when at least `min_clusters` distinct counted clusters have it over
@@ -29,104 +30,98 @@ pub struct Rules {
     pub min_days: u32,
 }
 
-/// Where a breakdown's values come from. Column names are spliced into SQL,
-/// so they only ever come from `BREAKDOWNS`, never from input.
-#[derive(Clone, Copy)]
-enum Source {
-    /// A column of each counted cluster's latest state: clusters, nodes.
-    Cluster(&'static str),
-    /// A column of its node groups: clusters with such nodes, those nodes.
-    Node(&'static str),
-    /// Its accelerators by name: clusters with any, the devices counted.
-    Accelerators,
-}
-
-/// Key (JSON key, metric label), title, source; in `Figures` order.
-const BREAKDOWNS: [(&str, &str, Source); 8] = [
-    (
-        "minor_version",
-        "Kubernetes minor version",
-        Source::Cluster("minor_version"),
-    ),
-    (
-        "distribution",
-        "Distribution",
-        Source::Cluster("distribution"),
-    ),
-    (
-        "cloud_provider",
-        "Cloud provider",
-        Source::Node("cloud_provider"),
-    ),
-    ("os_image", "OS image", Source::Node("os_image")),
+/// Key (JSON key, metric label), title, and the key of its facet in
+/// `clusters.facet_keys` (facts.rs `Facts::facets`: per breakdown each
+/// distinct value with this cluster's nodes, for accelerators the devices),
+/// in `Figures` order. A cluster has one facet per distinct value, so
+/// counting facets counts clusters, and one with two pools of a value
+/// counts once for it.
+const BREAKDOWNS: [(&str, &str, &str); 8] = [
+    ("minor_version", "Kubernetes minor version", "minor_version"),
+    ("distribution", "Distribution", "distribution"),
+    ("cloud_provider", "Cloud provider", "cloud_provider"),
+    ("os_image", "OS image", "os_image"),
     (
         "container_runtime",
         "Container runtime",
-        Source::Node("container_runtime_version"),
+        "container_runtime_version",
     ),
-    ("architecture", "Architecture", Source::Node("architecture")),
-    ("accelerator", "Accelerator", Source::Accelerators),
+    ("architecture", "Architecture", "architecture"),
+    ("accelerator", "Accelerator", "accelerators"),
     (
         "volunteer_version",
         "Volunteer version",
-        Source::Cluster("volunteer_version"),
+        "volunteer_version",
     ),
 ];
-
-impl Source {
-    /// part, day, value, clusters, nodes.
-    fn sql(self, key: &str) -> String {
-        match self {
-            Source::Cluster(c) => format!(
-                "SELECT '{key}', NULL, {c}, count(*), sum(nodes)::bigint FROM latest GROUP BY {c}"
-            ),
-            // Per cluster first: a cluster with two pools of one value
-            // counts once for it.
-            Source::Node(c) => format!(
-                "SELECT '{key}', NULL, v, count(*), sum(n)::bigint FROM ( \
-                     SELECT cluster_id, {c} AS v, sum(nodes) AS n FROM groups GROUP BY 1, 2 \
-                 ) AS per_cluster GROUP BY v"
-            ),
-            Source::Accelerators => format!(
-                "SELECT '{key}', NULL, a.key, count(*), sum(a.value::bigint)::bigint \
-                 FROM latest, jsonb_each_text(latest.accelerators) AS a GROUP BY a.key"
-            ),
-        }
-    }
-}
 
 /// The first day of the window: today (UTC) and the `$1 - 1` days before.
 const START: &str = "(now() AT TIME ZONE 'UTC')::date - ($1::int - 1)";
 
-/// Everything in one statement: the counted clusters are found once (one
-/// pass over the window's `cluster_days`, by its primary key's day), then
-/// each part reads only their rows. `$1` days, `$2` min_days.
+/// Everything in one statement, `$1` days, `$2` min_days, reading no more
+/// than one pass over `clusters` and a few index probes:
+///
+/// - A cluster counts when `recent_days[$2] >= start` (migration 001).
+/// - The totals and breakdowns sum the counted clusters' facets.
+/// - The per-day series is `fleet_days` (every cluster's last report of each
+///   day, by minor version, '' for unknown) minus the window's cluster_days
+///   rows of the clusters that reported in the window but do not count
+///   (one probe each: OFFSET 0 keeps the planner from a scan and hash join):
+///   `recent_days[1] >= start` and fewer than `$2` days. Those have fewer
+///   than 7 days in the window, so all of them are in recent_days, and each
+///   row is one primary-key probe. A cluster with cluster_days rows in the
+///   window has its latest report (its newest) in the window too, so its
+///   recent_days[1] is there: none is missed.
+/// - Retention: prune deletes cluster_days and fleet_days before the
+///   cutoff's day, and clusters whose latest report is before the cutoff.
+///   So the window starts at the oldest day cluster_days still holds, if
+///   later (recent_days may name pruned days, which must not count). On that
+///   day cluster_days may hold the rows of clusters prune deleted (their
+///   latest was that day, before the cutoff): orphans, with that one day in
+///   the window, counted only at min_days 1, and otherwise subtracted here
+///   by one anti-join of that day. (Not exact in one case: a pruned
+///   cluster that reports again has its orphan row's day missing from its
+///   new recent_days.)
 fn statement() -> String {
-    let mut parts = vec![
-        // Per day and minor version: the adoption chart and the daily totals.
-        "SELECT 'day', to_char(d.day, 'YYYY-MM-DD'), d.minor_version, count(*), \
-                sum(d.nodes)::bigint \
-         FROM cluster_days d JOIN counted USING (cluster_id) \
-         WHERE d.day >= (SELECT start_day FROM span) GROUP BY d.day, d.minor_version"
-            .to_string(),
-        "SELECT 'total', NULL, NULL, count(*), coalesce(sum(nodes), 0)::bigint FROM latest".into(),
-    ];
-    parts.extend(BREAKDOWNS.iter().map(|(key, _, s)| s.sql(key)));
+    let facets: Vec<String> = BREAKDOWNS
+        .iter()
+        .map(|(_, _, f)| format!("'{f}'"))
+        .collect();
     format!(
-        "WITH span AS (SELECT {START} AS start_day), \
-         counted AS MATERIALIZED ( \
-             SELECT cluster_id FROM cluster_days \
-             WHERE day >= (SELECT start_day FROM span) \
-             GROUP BY cluster_id HAVING count(*) >= $2::int), \
-         latest AS MATERIALIZED ( \
-             SELECT c.nodes, c.minor_version, c.distribution, c.volunteer_version, c.accelerators \
-             FROM clusters c JOIN counted USING (cluster_id)), \
-         groups AS MATERIALIZED ( \
-             SELECT n.cluster_id, n.cloud_provider, n.os_image, n.container_runtime_version, \
-                    n.architecture, n.nodes \
-             FROM cluster_nodes n JOIN counted USING (cluster_id)) \
-         {}",
-        parts.join(" UNION ALL ")
+        "WITH span AS ( \
+             SELECT greatest(w, f) AS start_day, w AS window_day, f AS floor_day \
+             FROM (SELECT {START} AS w, (SELECT min(day) FROM cluster_days) AS f) AS b), \
+         seen AS MATERIALIZED ( \
+             SELECT cluster_id, nodes, facet_keys, facet_values, facet_nodes, recent_days, \
+                    coalesce(recent_days[$2::int] >= s.start_day, false) AS counted \
+             FROM clusters, span s WHERE recent_days[1] >= s.start_day), \
+         latest AS MATERIALIZED (SELECT * FROM seen WHERE counted), \
+         uncounted AS ( \
+             SELECT d.day, d.minor_version, d.nodes \
+             FROM seen c CROSS JOIN LATERAL unnest(c.recent_days) AS r(day) \
+             CROSS JOIN LATERAL ( \
+                 SELECT day, minor_version, nodes FROM cluster_days \
+                 WHERE day = r.day AND cluster_id = c.cluster_id OFFSET 0) AS d \
+             WHERE NOT c.counted AND r.day >= (SELECT start_day FROM span) \
+             UNION ALL \
+             SELECT d.day, d.minor_version, d.nodes FROM cluster_days d, span s \
+             WHERE $2::int > 1 AND s.floor_day >= s.window_day AND d.day = s.floor_day \
+               AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.cluster_id = d.cluster_id)), \
+         per_day AS ( \
+             SELECT day, value, clusters, nodes FROM fleet_days \
+             WHERE dimension = 'minor_version' AND day >= (SELECT start_day FROM span) \
+             UNION ALL \
+             SELECT day, coalesce(minor_version, ''), -1, -nodes FROM uncounted) \
+         SELECT 'day', to_char(day, 'YYYY-MM-DD'), nullif(value, ''), sum(clusters)::bigint, \
+                sum(nodes)::bigint \
+         FROM per_day GROUP BY day, value HAVING sum(clusters) > 0 \
+         UNION ALL \
+         SELECT 'total', NULL, NULL, count(*), coalesce(sum(nodes), 0)::bigint FROM latest \
+         UNION ALL \
+         SELECT f.k, NULL, f.v, count(*), sum(f.n)::bigint \
+         FROM latest, unnest(facet_keys, facet_values, facet_nodes) AS f(k, v, n) \
+         WHERE f.k IN ({}) GROUP BY f.k, f.v",
+        facets.join(", ")
     )
 }
 
@@ -170,8 +165,8 @@ pub fn figures(client: &mut Client, days: u32, rules: Rules) -> Result<Figures, 
     let (daily, adoption) = series(&window, take("day"), k);
     let breakdowns = BREAKDOWNS
         .iter()
-        .map(|&(key, title, _)| {
-            let counts = take(key).into_iter().map(|(_, c)| c).collect();
+        .map(|&(key, title, facet)| {
+            let counts = take(facet).into_iter().map(|(_, c)| c).collect();
             fold(key, title, counts, k)
         })
         .collect();
