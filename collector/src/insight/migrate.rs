@@ -25,7 +25,7 @@ use std::fmt;
 
 const MOVE_BATCH: &str = "
 DELETE FROM reports WHERE id IN (
-    SELECT id FROM reports ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+    SELECT id FROM reports WHERE id <= $2 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING id, (extract(epoch FROM received_at) * 1000000)::bigint, cluster_id, report_id,
           received_from, metadata::text, payload::text";
 
@@ -38,6 +38,9 @@ pub struct Migrated {
     /// Reports already stored under the new schema (by reportID).
     pub duplicates: u64,
     pub batches: u64,
+    /// Reports a collector of the first release stored while this ran,
+    /// left for the next run; the table is dropped only when there are none.
+    pub arrived: u64,
 }
 
 pub fn migrate(args: &MigrateArgs) -> Result<Migrated, Error> {
@@ -48,27 +51,34 @@ pub fn migrate(args: &MigrateArgs) -> Result<Migrated, Error> {
         moved: 0,
         duplicates: 0,
         batches: 0,
+        arrived: 0,
     };
     if !schema::has_legacy(&mut client)? {
         return Ok(done);
     }
     done.legacy = true;
     let statements = Statements::prepare(&mut client)?;
+    // What is there now is moved; a collector of the first release still
+    // storing would otherwise keep this running for as long as it does.
+    let last: i64 = client
+        .query_one("SELECT coalesce(max(id), 0)::bigint FROM reports", &[])?
+        .try_get(0)?;
     let mut months = HashSet::new();
     loop {
         let mut tx = client.transaction()?;
         tx.batch_execute("SET LOCAL lock_timeout = '10s'")?;
-        let rows = tx.query(MOVE_BATCH, &[&args.batch_size])?;
+        let rows = tx.query(MOVE_BATCH, &[&args.batch_size, &last])?;
         if rows.is_empty() {
-            // A collector of the first release may have stored a report
-            // since: drop the table only if it is still empty under a lock
-            // that keeps their INSERTs out, or move on.
+            // Drop the table only if it is empty under a lock that keeps
+            // the first release's INSERTs out; else leave the newcomers to
+            // the next run.
             tx.batch_execute("LOCK TABLE reports IN ACCESS EXCLUSIVE MODE")?;
-            if tx
-                .query_opt("SELECT 1 FROM reports LIMIT 1", &[])?
-                .is_some()
-            {
-                continue;
+            let left: i64 = tx
+                .query_one("SELECT count(*) FROM reports", &[])?
+                .try_get(0)?;
+            if left > 0 {
+                done.arrived = left.unsigned_abs();
+                return Ok(done);
             }
             // Empty; the views on it went with the first migration.
             tx.batch_execute("DROP TABLE reports")?;
@@ -137,10 +147,18 @@ impl fmt::Display for Migrated {
                 "nothing to migrate: no table reports of the first release"
             );
         }
-        writeln!(
+        write!(
             f,
-            "moved {} reports in {} batches ({} were stored already); dropped the table reports",
+            "moved {} reports in {} batches ({} were stored already); ",
             self.moved, self.batches, self.duplicates
-        )
+        )?;
+        match self.arrived {
+            0 => writeln!(f, "dropped the table reports"),
+            n => writeln!(
+                f,
+                "{n} more arrived meanwhile (a collector of the first release is still storing): \
+                 run migrate again once none is left"
+            ),
+        }
     }
 }
