@@ -80,6 +80,12 @@ facet_params = [array(["0"] * len(facets), "integer"), array([text(f[0]) for f i
                 array([text(f[1]) for f in facets], "text"), array([str(f[2]) for f in facets], "bigint")]
 
 
+# The facets /stats publishes (query.rs BREAKDOWNS, batch.rs LATEST's $1).
+query = (root / "collector/src/insight/stats/query.rs").read_text()
+breakdowns = re.search(r"const BREAKDOWNS.*?= \[(.*?)\n\];", query, re.S).group(1)
+published = array([text(f) for f in re.findall(r'"([^"]*)",?\s*\)', breakdowns)], "text")
+
+
 def bind(sql, params):
     for i in reversed(range(len(params))):
         sql = sql.replace("$%d" % (i + 1), params[i])
@@ -93,7 +99,11 @@ print(statement("INCOMING") + ";")
 print(bind(statement("STAGE"), stage) + ";")
 print(statement("DEDUPLICATE") + ";")
 print(bind(statement("REPORTS"), reports) + ";")
-print(bind(statement("CLUSTERS"), facet_params) + ";")
+print(bind(statement("PENDING"), facet_params) + ";")
+print(statement("FRESH") + ";")
+print(statement("LOCK") + ";")
+print(statement("CLUSTERS") + ";")
+print(bind(statement("LATEST"), [published]) + ";")
 print(bind(statement("NODES"), nodes) + ";")
 print(statement("DAYS") + ";")
 print("COMMIT;")

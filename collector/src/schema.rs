@@ -11,8 +11,10 @@ use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
 
 /// Each migration once, in order; never edit one that has shipped.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "insight", include_str!("../migrations/001-insight.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "insight", include_str!("../migrations/001-insight.sql")),
+    (2, "stats", include_str!("../migrations/002-stats.sql")),
+];
 /// Serializes schema changes between replicas starting at once ("spartaku").
 const SCHEMA_LOCK: i64 = 0x7370_6172_7461_6b75;
 /// Serializes partition creation between writers and imports.
@@ -125,7 +127,11 @@ pub fn ensure_month(
     month: Month,
 ) -> Result<bool, postgres::Error> {
     let name = month.partition();
-    let exists = "SELECT to_regclass($1) IS NOT NULL";
+    // A scan of pg_class, not to_regclass: after the advisory lock, which
+    // reads no invalidations, the catalog cache may not yet know of a
+    // partition another writer just created.
+    let exists = "SELECT EXISTS (SELECT FROM pg_class WHERE relname = $1 \
+                  AND relnamespace = current_schema()::regnamespace)";
     if client.query_one(exists, &[&name])?.get(0) {
         return Ok(true);
     }

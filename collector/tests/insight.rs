@@ -107,6 +107,7 @@ fn loaded(base: i64) -> TestDb {
         got,
         "read 11 lines: 11 reports stored, 0 already stored, 0 skipped\n"
     );
+    assert_kept_figures_match_a_rebuild(&db);
     db
 }
 
@@ -182,8 +183,52 @@ fn derived(db: &TestDb) -> Vec<Vec<Option<String>>> {
          UNION ALL SELECT 'cluster_nodes', to_jsonb(t)::text FROM cluster_nodes t
          UNION ALL SELECT 'cluster_days', to_jsonb(t)::text FROM cluster_days t
          UNION ALL SELECT 'fleet_days', to_jsonb(t)::text FROM fleet_days t
+         UNION ALL SELECT 'fleet_latest', to_jsonb(t)::text FROM fleet_latest t
          ORDER BY 1, 2",
     )
+}
+
+/// What /stats sums, as ingest and prune keep it (migration 002), must be
+/// what `clusters` and `cluster_days` say, computed here from scratch.
+fn assert_kept_figures_match_a_rebuild(db: &TestDb) {
+    let kept = rows(
+        db,
+        "SELECT day, seen, facet, value, clusters, nodes FROM fleet_latest \
+         WHERE clusters <> 0 OR nodes <> 0 ORDER BY 1, 2, 3, 4",
+    );
+    let rebuilt = rows(
+        db,
+        "SELECT c.recent_days[1], cardinality(c.recent_days), f.k, f.v, count(*), sum(f.n) \
+         FROM clusters c CROSS JOIN LATERAL ( \
+             SELECT '', '', c.nodes::bigint UNION ALL \
+             SELECT k, coalesce(v, ''), n FROM unnest(c.facet_keys, c.facet_values, c.facet_nodes) \
+             AS u(k, v, n) WHERE k IN ('minor_version', 'distribution', 'cloud_provider', \
+             'os_image', 'container_runtime_version', 'architecture', 'accelerators', \
+             'volunteer_version')) AS f(k, v, n) \
+         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+    );
+    assert_eq!(kept, rebuilt, "fleet_latest");
+    assert!(!kept.is_empty() || value(db, "SELECT count(*) FROM clusters") == "0");
+    let kept = rows(
+        db,
+        "SELECT day, dimension, value, seen, clusters, nodes FROM fleet_days \
+         WHERE clusters <> 0 OR nodes <> 0 ORDER BY 1, 2, 3, 4",
+    );
+    let rebuilt = rows(
+        db,
+        "SELECT * FROM ( \
+             SELECT d.day, f.dim, f.v, coalesce(cardinality(c.recent_days), 0) AS seen, \
+                    sum(f.c) AS clusters, sum(f.n) AS nodes \
+             FROM cluster_days d LEFT JOIN clusters c USING (cluster_id) \
+             CROSS JOIN LATERAL (VALUES ('all', '', 1, d.nodes), \
+                 ('accelerators', '', (d.nodes_with_accelerators > 0)::int, d.nodes_with_accelerators), \
+                 ('minor_version', coalesce(d.minor_version, ''), 1, d.nodes), \
+                 ('distribution', d.distribution, 1, d.nodes), \
+                 ('volunteer_version', coalesce(d.volunteer_version, ''), 1, d.nodes)) AS f(dim, v, c, n) \
+             GROUP BY 1, 2, 3, 4) AS r \
+         WHERE clusters <> 0 OR nodes <> 0 ORDER BY 1, 2, 3, 4",
+    );
+    assert_eq!(kept, rebuilt, "fleet_days");
 }
 
 #[test]
@@ -796,10 +841,12 @@ fn prune_drops_old_months_whole_and_trims_what_was_derived_from_them() {
         Some("jan-1"),
         &json!({"clusterID": "gone"}),
     );
+    assert_kept_figures_match_a_rebuild(&db);
     assert_eq!(
         import(&db, &again, &[]),
         "read 1 lines: 1 reports stored, 0 already stored, 0 skipped\n"
     );
+    assert_kept_figures_match_a_rebuild(&db);
 }
 
 #[test]
@@ -889,8 +936,16 @@ fn an_older_report_never_replaces_the_latest_but_counts_in_its_own_day() {
         table(&[&["2024-03-08", "1", "5"], &["2024-03-10", "1", "3"]])
     );
     assert_eq!(
-        rows(&db, "SELECT day, value, clusters, nodes FROM fleet_days WHERE dimension = 'minor_version' ORDER BY 1"),
-        table(&[&["2024-03-08", "v1.27", "1", "5"], &["2024-03-10", "v1.29", "1", "3"]])
+        // Both days count at seen 2, the first moved there from seen 1.
+        rows(
+            &db,
+            "SELECT day, value, seen, clusters, nodes FROM fleet_days \
+                   WHERE dimension = 'minor_version' AND (clusters <> 0 OR nodes <> 0) ORDER BY 1"
+        ),
+        table(&[
+            &["2024-03-08", "v1.27", "2", "1", "5"],
+            &["2024-03-10", "v1.29", "2", "1", "3"]
+        ])
     );
 }
 
@@ -949,6 +1004,7 @@ fn a_second_report_the_same_day_replaces_the_first_across_batches() {
     let noon = json!({"clusterID": "x", "masterVersion": "v1.30.0"});
     import(&db, &line(&BASE.to_string(), Some("noon"), &noon), &[]);
     assert_eq!(day_rollup(&db), want_afternoon());
+    assert_kept_figures_match_a_rebuild(&db);
 }
 
 #[test]
@@ -958,7 +1014,143 @@ fn a_second_report_the_same_day_replaces_the_first_within_a_batch() {
         import(&db, &same_day(order).join("\n"), &[]);
         assert_eq!(day_rollup(&db), want_afternoon(), "order {order:?}");
         assert_eq!(value(&db, "SELECT count(*) FROM cluster_days"), "1");
+        assert_kept_figures_match_a_rebuild(&db);
     }
+}
+
+#[test]
+fn migration_2_builds_the_published_figures_from_a_database_at_version_1() {
+    let db = loaded(BASE);
+    // Days before, so that seen is more than 1 for some clusters.
+    import(
+        &db,
+        &fixture_lines(BASE - 86_400).replace("fixture-", "before-"),
+        &[],
+    );
+    assert_kept_figures_match_a_rebuild(&db);
+    let kept = |db: &TestDb| {
+        let latest = rows(
+            db,
+            "SELECT * FROM fleet_latest WHERE clusters <> 0 ORDER BY 1, 2, 3, 4",
+        );
+        let days = rows(
+            db,
+            "SELECT * FROM fleet_days WHERE clusters <> 0 ORDER BY 1, 2, 3, 4",
+        );
+        (latest, days)
+    };
+    let want = kept(&db);
+    assert!(want.0.iter().any(|r| r[1] == s("2")), "{want:?}");
+    // Back to what migration 1 made, holding the same reports.
+    let v1 = include_str!("../migrations/001-insight.sql");
+    let view = &v1[v1
+        .find("CREATE VIEW clusters_daily")
+        .expect("the view in 001")..];
+    db.client()
+        .batch_execute(&format!(
+            "BEGIN; DROP VIEW clusters_daily; DROP TABLE fleet_latest; \
+             CREATE TABLE v1 AS SELECT day, dimension, value, sum(clusters)::bigint AS clusters, \
+                 sum(nodes)::bigint AS nodes FROM fleet_days GROUP BY 1, 2, 3; \
+             DROP TABLE fleet_days; ALTER TABLE v1 RENAME TO fleet_days; \
+             ALTER TABLE fleet_days ADD PRIMARY KEY (day, dimension, value); {view} \
+             DELETE FROM spartakus_migrations WHERE version = 2; COMMIT;"
+        ))
+        .expect("back to version 1");
+    assert_eq!(
+        import(&db, "", &[]),
+        "read 0 lines: 0 reports stored, 0 already stored, 0 skipped\n"
+    );
+    assert_eq!(
+        value(&db, "SELECT max(version) FROM spartakus_migrations"),
+        "2"
+    );
+    assert_eq!(kept(&db), want);
+}
+
+#[test]
+fn concurrent_writers_keep_the_published_figures_exact() {
+    // Two imports at once, in batches of 7, over the same 30 clusters: each
+    // cluster's reports split between them, one oldest first and the other
+    // newest first, so new clusters race to be inserted, seen changes under
+    // both, and older reports arrive after newer ones.
+    let db = TestDb::new();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for cluster in 0..30 {
+        for day in 0..9 {
+            for half in 0..2 {
+                let arch = ["amd64", "arm64"][day % 2];
+                let version = ["v1.29.1", "v1.30.2", "v1.31.0"][(day + half) % 3];
+                let node = json!({"status": {"nodeInfo": {
+                    "kubeletVersion": "v1.29.1", "architecture": arch,
+                    "osImage": format!("Ubuntu {}", (cluster + day) % 4)}}});
+                let p = json!({
+                    "clusterID": format!("c{cluster}"), "masterVersion": version,
+                    "nodes": vec![node; 1 + (cluster + day + half) % 4]});
+                let at =
+                    BASE - i64::try_from(day * 86_400 + half * 3_600 + cluster).expect("small");
+                let l = line(
+                    &at.to_string(),
+                    Some(&format!("{cluster}-{day}-{half}")),
+                    &p,
+                );
+                if (cluster + day + half) % 2 == 0 {
+                    a.push(l)
+                } else {
+                    b.push(l)
+                }
+            }
+        }
+    }
+    a.reverse();
+    let outs: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = [a.join("\n"), b.join("\n")]
+            .into_iter()
+            .map(|input| {
+                let db = &db;
+                s.spawn(move || import(db, &input, &["--batch-size", "7"]))
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().expect("import"))
+            .collect()
+    });
+    for out in &outs {
+        assert!(
+            out.starts_with("read 270 lines: 270 reports stored, 0 already"),
+            "{out}"
+        );
+    }
+    assert_kept_figures_match_a_rebuild(&db);
+    assert_eq!(
+        value(
+            &db,
+            "SELECT sum(clusters) FROM fleet_latest WHERE facet = ''"
+        ),
+        "30"
+    );
+    // Every cluster was seen on 9 days: 7 at most are kept.
+    assert_eq!(
+        value(&db, "SELECT min(seen) FROM fleet_latest WHERE clusters > 0"),
+        "7"
+    );
+    // A prune mid-way through a day removes what its clusters counted.
+    let cutoff = BASE - 4 * 86_400 - 1_800;
+    let args = [
+        "prune",
+        "--db-url",
+        &db.url,
+        "--older-than",
+        &older_than(cutoff),
+        "--batch-size",
+        "4",
+    ];
+    let out = collector(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_kept_figures_match_a_rebuild(&db);
 }
 
 #[test]

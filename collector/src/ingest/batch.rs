@@ -1,6 +1,6 @@
 //! One batch of reports into PostgreSQL, in one transaction: the report
 //! rows, their de-duplication keys, and the state derived from them
-//! (collector/migrations/001-insight.sql says what each table holds). Used
+//! (collector/migrations/ say what each table holds). Used
 //! by the writer (store.rs) and by `import`. Does not decide when to commit,
 //! retry or answer.
 //!
@@ -9,15 +9,20 @@
 //! 1. the batch's facts go to a temporary table, `incoming`;
 //! 2. keys already stored take their reports out of it (duplicates);
 //! 3. the reports are inserted;
-//! 4. `clusters` is upserted, sorted by cluster: that locks every cluster
-//!    of the batch, also where its latest report stays, so statements 5 and
-//!    6 read and replace each cluster's rows while no other writer can;
-//! 5. the nodes of clusters whose latest report changed are replaced;
-//! 6. cluster_days takes each cluster's last report of each day, and
-//!    fleet_days the difference it makes, sorted by key.
+//! 4. what each cluster would store goes to a second one, `prior`;
+//! 5. new clusters are inserted, sorted by cluster;
+//! 6. the stored ones are locked, sorted, and what they held kept in
+//!    `prior`: from here on no other writer can change any cluster of the
+//!    batch, so the later statements read and replace each one's rows;
+//! 7. `clusters` is updated;
+//! 8. fleet_latest takes the difference each cluster's change makes;
+//! 9. the nodes of clusters whose latest report changed are replaced;
+//! 10. cluster_days takes each cluster's last report of each day, and
+//!     fleet_days the difference it makes, sorted by key.
 //!
-//! Locks are taken in one order (keys, then clusters, then fleet_days rows,
-//! each sorted), so two writers wait for each other but never deadlock.
+//! Locks are taken in one order (keys, then clusters, then fleet_latest,
+//! then cluster_days and fleet_days rows, each sorted), so two writers wait
+//! for each other but never deadlock. Prune takes them in the same order.
 //!
 //! `incoming` has no statistics, so each lookup of stored rows is written
 //! to go through an index whatever the planner guesses of its size (a
@@ -27,6 +32,7 @@
 
 use super::facts::Facts;
 use super::report::Report;
+use crate::insight::stats::PUBLISHED;
 use postgres::types::ToSql;
 use postgres::{Client, Statement, Transaction};
 
@@ -36,6 +42,13 @@ CREATE TEMPORARY TABLE IF NOT EXISTS incoming (
     master_version text, minor_version text, distribution text, volunteer_version text,
     nodes integer, nodes_with_accelerators integer, accelerators jsonb, extensions jsonb,
     latest boolean NOT NULL DEFAULT false
+) ON COMMIT DELETE ROWS;
+CREATE TEMPORARY TABLE IF NOT EXISTS prior (
+    cluster_id text, received_at timestamptz, report bigint, master_version text,
+    minor_version text, distribution text, volunteer_version text, nodes integer,
+    nodes_with_accelerators integer, accelerators jsonb, extensions jsonb, facet_keys text[],
+    facet_values text[], facet_nodes bigint[], recent_days date[],
+    old_days date[], old_nodes integer, old_keys text[], old_values text[], old_counts bigint[]
 ) ON COMMIT DELETE ROWS";
 
 /// Step 1: one row per key: a reportID sent twice in one batch is stored
@@ -71,13 +84,10 @@ SELECT i.id, i.received_at, i.cluster_id, u.r, u.f, u.m::jsonb, u.p::jsonb
 FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(ord, r, f, m, p)
 JOIN incoming i USING (ord)";
 
-/// Step 4: a cluster's latest report is its greatest (received_at, id); only
-/// that one sets its columns. recent_days merges the distinct days of all the
-/// batch's reports of the cluster with the stored ones, older reports' too,
-/// so an older report still updates (and so locks) the row, every other
-/// column keeping its value. RETURNING gives the stored report: it is an id
-/// of `incoming` only when that report became the latest.
-const CLUSTERS: &str = "
+/// Step 4, what each cluster of the batch would store: its latest report
+/// of the batch (greatest received_at, then id), and the distinct days of
+/// all its reports of the batch.
+const PENDING: &str = "
 WITH newest AS (
     SELECT DISTINCT ON (cluster_id) * FROM incoming
     ORDER BY cluster_id, received_at DESC, id DESC),
@@ -89,16 +99,61 @@ facets AS (
            array_agg(n ORDER BY i) AS ns
     FROM unnest($1::integer[], $2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY
          AS f(ord, k, v, n, i)
-    GROUP BY ord),
-up AS (
+    GROUP BY ord)
+INSERT INTO prior (cluster_id, received_at, report, master_version, minor_version, distribution,
+                   volunteer_version, nodes, nodes_with_accelerators, accelerators, extensions,
+                   facet_keys, facet_values, facet_nodes, recent_days)
+SELECT cluster_id, received_at, id, master_version, minor_version, distribution,
+       volunteer_version, nodes, nodes_with_accelerators, accelerators, extensions,
+       coalesce(ks, '{}'), coalesce(vs, '{}'), coalesce(ns, '{}'), recent
+FROM newest JOIN days USING (cluster_id) LEFT JOIN facets USING (ord)";
+
+/// Step 5: new clusters are inserted, sorted, and contributed nothing
+/// before. A cluster another writer is inserting waits for it, then counts
+/// as stored.
+const FRESH: &str = "
+WITH fresh AS (
+    INSERT INTO clusters (cluster_id, received_at, report, master_version, minor_version,
+                          distribution, volunteer_version, nodes, nodes_with_accelerators,
+                          accelerators, extensions, facet_keys, facet_values, facet_nodes,
+                          recent_days)
+    SELECT cluster_id, received_at, report, master_version, minor_version, distribution,
+           volunteer_version, nodes, nodes_with_accelerators, accelerators, extensions,
+           facet_keys, facet_values, facet_nodes, recent_days
+    FROM prior ORDER BY cluster_id
+    ON CONFLICT DO NOTHING
+    RETURNING cluster_id, report),
+latest AS (UPDATE incoming SET latest = true FROM fresh WHERE incoming.id = fresh.report)
+UPDATE prior SET old_days = '{}', old_nodes = 0, old_keys = '{}', old_values = '{}',
+                 old_counts = '{}'
+FROM fresh WHERE prior.cluster_id = fresh.cluster_id";
+
+/// Step 6: the stored clusters are locked, sorted, and what they held is
+/// kept: a new statement, so it reads what other writers committed.
+const LOCK: &str = "
+UPDATE prior p SET old_days = c.recent_days, old_nodes = c.nodes, old_keys = c.facet_keys,
+                   old_values = c.facet_values, old_counts = c.facet_nodes
+FROM (SELECT cluster_id, recent_days, nodes, facet_keys, facet_values, facet_nodes
+      FROM clusters
+      WHERE cluster_id = ANY (ARRAY(SELECT cluster_id FROM prior WHERE old_days IS NULL))
+      ORDER BY cluster_id FOR UPDATE) AS c
+WHERE p.cluster_id = c.cluster_id";
+
+/// Step 7: a stored cluster's latest report is its greatest (received_at,
+/// id); only that one sets its columns. recent_days merges the batch's
+/// days with the stored ones, older reports' too, every other column
+/// keeping its value. RETURNING gives the stored report: it is an id of
+/// `incoming` only when that report became the latest.
+const CLUSTERS: &str = "
+WITH up AS (
     INSERT INTO clusters AS c (cluster_id, received_at, report, master_version, minor_version,
                                distribution, volunteer_version, nodes, nodes_with_accelerators,
                                accelerators, extensions, facet_keys, facet_values, facet_nodes,
                                recent_days)
-    SELECT cluster_id, received_at, id, master_version, minor_version, distribution,
+    SELECT cluster_id, received_at, report, master_version, minor_version, distribution,
            volunteer_version, nodes, nodes_with_accelerators, accelerators, extensions,
-           coalesce(ks, '{}'), coalesce(vs, '{}'), coalesce(ns, '{}'), recent
-    FROM newest JOIN days USING (cluster_id) LEFT JOIN facets USING (ord) ORDER BY cluster_id
+           facet_keys, facet_values, facet_nodes, recent_days
+    FROM prior WHERE old_days IS DISTINCT FROM '{}' ORDER BY cluster_id
     ON CONFLICT (cluster_id) DO UPDATE SET
         received_at = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.received_at ELSE c.received_at END,
         report = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.report ELSE c.report END,
@@ -120,7 +175,41 @@ up AS (
     RETURNING report)
 UPDATE incoming SET latest = true FROM up WHERE incoming.id = up.report";
 
-/// Step 5: one snapshot for both parts, so the DELETE never sees the new rows.
+/// Step 8: fleet_latest loses what each changed cluster counted before and
+/// gains what it counts now, for the facets /stats shows ($1), sorted by key.
+/// The clusters are locked: each lookup is one probe of one of them.
+const LATEST: &str = "
+WITH now AS (
+    SELECT p.old_days, p.old_nodes, p.old_keys, p.old_values, p.old_counts, c.*
+    FROM prior p
+    CROSS JOIN LATERAL (SELECT recent_days, nodes, facet_keys, facet_values, facet_nodes
+                        FROM clusters c WHERE c.cluster_id = p.cluster_id LIMIT 1) AS c
+    WHERE (p.old_days[1], cardinality(p.old_days), p.old_nodes, p.old_keys, p.old_values,
+           p.old_counts)
+          IS DISTINCT FROM (c.recent_days[1], cardinality(c.recent_days), c.nodes, c.facet_keys,
+                            c.facet_values, c.facet_nodes)),
+change AS (
+    SELECT recent_days[1] AS day, cardinality(recent_days) AS seen, 1 AS sign, nodes,
+           facet_keys AS ks, facet_values AS vs, facet_nodes AS ns
+    FROM now
+    UNION ALL
+    SELECT old_days[1], cardinality(old_days), -1, old_nodes, old_keys, old_values, old_counts
+    FROM now WHERE old_days <> '{}'),
+delta AS (
+    SELECT day, seen, f.k, f.v, sum(sign) AS clusters, sum(sign * f.n) AS nodes
+    FROM change
+    CROSS JOIN LATERAL (
+        SELECT '', '', nodes::bigint
+        UNION ALL
+        SELECT u.k, coalesce(u.v, ''), u.n FROM unnest(ks, vs, ns) AS u(k, v, n)
+        WHERE u.k = ANY ($1::text[])) AS f(k, v, n)
+    GROUP BY 1, 2, 3, 4)
+INSERT INTO fleet_latest AS f (day, seen, facet, value, clusters, nodes)
+SELECT * FROM delta WHERE clusters <> 0 OR nodes <> 0 ORDER BY 1, 2, 3, 4
+ON CONFLICT (day, seen, facet, value) DO UPDATE SET
+    clusters = f.clusters + excluded.clusters, nodes = f.nodes + excluded.nodes";
+
+/// Step 9: one snapshot for both parts, so the DELETE never sees the new rows.
 const NODES: &str = "
 WITH gone AS (
     DELETE FROM cluster_nodes WHERE ctid = ANY (ARRAY(
@@ -141,16 +230,29 @@ FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::t
 JOIN incoming i USING (ord)
 WHERE i.latest";
 
-/// Step 6: a day's row is replaced only by a later report of that day;
-/// what it held before is subtracted from fleet_days, what it holds now added.
+/// Step 10: a day's row is replaced only by a later report of that day;
+/// what it held before is subtracted from fleet_days, what it holds now
+/// added, each at the seen of its cluster (migration 002). A cluster whose
+/// seen changed (fewer than 7 days before, so all its days are in its old
+/// recent_days) moves every row it has from the old seen to the new.
 const DAYS: &str = "
 WITH newest AS (
     SELECT DISTINCT ON (day, cluster_id) * FROM incoming
     ORDER BY day, cluster_id, received_at DESC, id DESC),
+seen AS (
+    SELECT p.cluster_id, p.old_days, coalesce(cardinality(p.old_days), 0) AS was,
+           cardinality(c.recent_days) AS now
+    FROM prior p
+    CROSS JOIN LATERAL (SELECT recent_days FROM clusters c
+                        WHERE c.cluster_id = p.cluster_id LIMIT 1) AS c),
+affected AS (
+    SELECT day, cluster_id FROM newest
+    UNION
+    SELECT d, cluster_id FROM seen, unnest(old_days) AS d WHERE was <> now),
 old AS (
-    SELECT o.* FROM newest n
+    SELECT o.* FROM affected a
     CROSS JOIN LATERAL (SELECT * FROM cluster_days d
-                        WHERE d.day = n.day AND d.cluster_id = n.cluster_id LIMIT 1) AS o),
+                        WHERE d.day = a.day AND d.cluster_id = a.cluster_id LIMIT 1) AS o),
 win AS (
     SELECT n.* FROM newest n LEFT JOIN old o USING (day, cluster_id)
     WHERE o.report IS NULL OR (n.received_at, n.id) > (o.received_at, o.report)),
@@ -165,16 +267,25 @@ saved AS (
         minor_version = excluded.minor_version, distribution = excluded.distribution,
         volunteer_version = excluded.volunteer_version, nodes = excluded.nodes,
         nodes_with_accelerators = excluded.nodes_with_accelerators),
-change AS (
-    SELECT day, 1 AS sign, minor_version, distribution, volunteer_version, nodes,
+after AS (
+    SELECT day, cluster_id, minor_version, distribution, volunteer_version, nodes,
            nodes_with_accelerators
     FROM win
     UNION ALL
-    SELECT o.day, -1, o.minor_version, o.distribution, o.volunteer_version, o.nodes,
+    SELECT day, cluster_id, minor_version, distribution, volunteer_version, nodes,
+           nodes_with_accelerators
+    FROM old o
+    WHERE NOT EXISTS (SELECT FROM win w WHERE w.day = o.day AND w.cluster_id = o.cluster_id)),
+change AS (
+    SELECT a.day, s.now AS seen, 1 AS sign, a.minor_version, a.distribution,
+           a.volunteer_version, a.nodes, a.nodes_with_accelerators
+    FROM after a JOIN seen s USING (cluster_id)
+    UNION ALL
+    SELECT o.day, s.was, -1, o.minor_version, o.distribution, o.volunteer_version, o.nodes,
            o.nodes_with_accelerators
-    FROM old o JOIN win USING (day, cluster_id)),
+    FROM old o JOIN seen s USING (cluster_id)),
 delta AS (
-    SELECT day, f.dimension, f.value, sum(sign * f.clusters) AS clusters,
+    SELECT day, f.dimension, f.value, seen, sum(sign * f.clusters) AS clusters,
            sum(sign * f.nodes) AS nodes
     FROM change
     CROSS JOIN LATERAL (VALUES
@@ -184,16 +295,16 @@ delta AS (
         ('distribution', distribution, 1, nodes),
         ('volunteer_version', coalesce(volunteer_version, ''), 1, nodes)
     ) AS f(dimension, value, clusters, nodes)
-    GROUP BY 1, 2, 3)
-INSERT INTO fleet_days AS f (day, dimension, value, clusters, nodes)
-SELECT day, dimension, value, clusters, nodes FROM delta
+    GROUP BY 1, 2, 3, 4)
+INSERT INTO fleet_days AS f (day, dimension, value, seen, clusters, nodes)
+SELECT day, dimension, value, seen, clusters, nodes FROM delta
 WHERE clusters <> 0 OR nodes <> 0
-ORDER BY 1, 2, 3
-ON CONFLICT (day, dimension, value) DO UPDATE SET
+ORDER BY 1, 2, 3, 4
+ON CONFLICT (day, dimension, value, seen) DO UPDATE SET
     clusters = f.clusters + excluded.clusters, nodes = f.nodes + excluded.nodes";
 
 /// The prepared statements, for one connection.
-pub struct Statements([Statement; 6]);
+pub struct Statements([Statement; 10]);
 
 impl Statements {
     pub fn prepare(client: &mut Client) -> Result<Statements, postgres::Error> {
@@ -203,7 +314,11 @@ impl Statements {
             prepare(STAGE)?,
             prepare(DEDUPLICATE)?,
             prepare(REPORTS)?,
+            prepare(PENDING)?,
+            prepare(FRESH)?,
+            prepare(LOCK)?,
             prepare(CLUSTERS)?,
+            prepare(LATEST)?,
             prepare(NODES)?,
             prepare(DAYS)?,
         ]))
@@ -217,12 +332,17 @@ pub fn store(
     statements: &Statements,
     rows: &[(&Report, &Facts)],
 ) -> Result<u64, postgres::Error> {
-    let [stage, dedup, reports, clusters, nodes, days] = &statements.0;
+    let [stage, dedup, reports, pending, fresh, lock, clusters, latest, nodes, days] =
+        &statements.0;
     let c = Columns::new(rows);
     tx.execute(stage, &c.facts())?;
     tx.execute(dedup, &[])?;
     let stored = tx.execute(reports, &c.reports())?;
-    tx.execute(clusters, &c.facets())?;
+    tx.execute(pending, &c.facets())?;
+    tx.execute(fresh, &[])?;
+    tx.execute(lock, &[])?;
+    tx.execute(clusters, &[])?;
+    tx.execute(latest, &[&&PUBLISHED[..]])?;
     tx.execute(nodes, &c.nodes())?;
     tx.execute(days, &[])?;
     Ok(stored)

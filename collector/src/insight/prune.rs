@@ -14,13 +14,16 @@
 //!   exactly as long as its report.
 //! - The rollups are trimmed too: cluster_days and fleet_days of the UTC
 //!   days before the cutoff's day, and every cluster whose latest report is
-//!   older than the cutoff, with its nodes. Retention is by age alone, so a
+//!   older than the cutoff, with its nodes, its rows of the cutoff's day,
+//!   and what it counted in fleet_latest and fleet_days, which then stay
+//!   exactly what the kept clusters add up to. Retention is by age alone, so a
 //!   cluster that stopped reporting 400 days ago is gone after
 //!   `--older-than 400d`, as the operator asked; nothing derived outlives
 //!   the reports it came from by more than the day the cutoff falls in.
 
 use crate::config::PruneArgs;
 use crate::error::Error;
+use crate::insight::stats::PUBLISHED;
 use postgres::Client;
 use std::fmt;
 use std::time::SystemTime;
@@ -36,7 +39,7 @@ ORDER BY 1";
 /// The batches, oldest first where it matters, so that an interrupted
 /// prune leaves no gaps. Each condition is on the deleted row itself, so a
 /// row that changed meanwhile (a cluster's newer report) is rechecked.
-const BATCHES: [&str; 4] = [
+const BATCHES: [&str; 3] = [
     "DELETE FROM report_log WHERE (id, received_at) IN (
          SELECT id, received_at FROM report_log WHERE received_at < $1
          ORDER BY received_at LIMIT $2)",
@@ -45,12 +48,58 @@ const BATCHES: [&str; 4] = [
     "DELETE FROM cluster_days WHERE (day, cluster_id) IN (
          SELECT day, cluster_id FROM cluster_days
          WHERE day < ($1 AT TIME ZONE 'UTC')::date LIMIT $2)",
-    "WITH gone AS (
-         DELETE FROM clusters WHERE received_at < $1 AND cluster_id IN (
-             SELECT cluster_id FROM clusters WHERE received_at < $1 LIMIT $2)
-         RETURNING cluster_id)
-     DELETE FROM cluster_nodes WHERE cluster_id IN (SELECT cluster_id FROM gone)",
 ];
+
+/// The clusters whose latest report is older than $1, $2 at a time, with
+/// their nodes and what they counted in fleet_latest ($3: its facets), in
+/// ingest's lock order (clusters, fleet_latest, cluster_days, fleet_days).
+const CLUSTERS: &str = "
+WITH gone AS (
+    DELETE FROM clusters WHERE received_at < $1 AND cluster_id IN (
+        SELECT cluster_id FROM clusters WHERE received_at < $1 LIMIT $2)
+    RETURNING *),
+nodes AS (DELETE FROM cluster_nodes WHERE cluster_id IN (SELECT cluster_id FROM gone)),
+delta AS (
+    SELECT g.recent_days[1] AS day, cardinality(g.recent_days) AS seen, f.k, f.v,
+           -count(*) AS clusters, -sum(f.n) AS nodes
+    FROM gone g
+    CROSS JOIN LATERAL (
+        SELECT '', '', g.nodes::bigint
+        UNION ALL
+        SELECT u.k, coalesce(u.v, ''), u.n
+        FROM unnest(g.facet_keys, g.facet_values, g.facet_nodes) AS u(k, v, n)
+        WHERE u.k = ANY ($3::text[])) AS f(k, v, n)
+    GROUP BY 1, 2, 3, 4),
+latest AS (
+    INSERT INTO fleet_latest AS f (day, seen, facet, value, clusters, nodes)
+    SELECT * FROM delta ORDER BY 1, 2, 3, 4
+    ON CONFLICT (day, seen, facet, value) DO UPDATE SET
+        clusters = f.clusters + excluded.clusters, nodes = f.nodes + excluded.nodes)
+SELECT cluster_id, recent_days[1]::text, cardinality(recent_days)::smallint FROM gone";
+
+/// The cluster_days rows the deleted clusters still had: only on the
+/// cutoff's day, the days before being gone already. Taken from fleet_days.
+const LAST_DAYS: &str = "
+WITH gone AS (
+    DELETE FROM cluster_days d
+    USING unnest($1::text[], $2::text[], $3::smallint[]) AS g(cluster_id, day, seen)
+    WHERE d.day = g.day::date AND d.cluster_id = g.cluster_id
+    RETURNING d.*, g.seen),
+delta AS (
+    SELECT day, f.dimension, f.value, seen, -sum(f.clusters) AS clusters, -sum(f.nodes) AS nodes
+    FROM gone
+    CROSS JOIN LATERAL (VALUES
+        ('all', '', 1, nodes),
+        ('accelerators', '', (nodes_with_accelerators > 0)::integer, nodes_with_accelerators),
+        ('minor_version', coalesce(minor_version, ''), 1, nodes),
+        ('distribution', distribution, 1, nodes),
+        ('volunteer_version', coalesce(volunteer_version, ''), 1, nodes)
+    ) AS f(dimension, value, clusters, nodes)
+    GROUP BY 1, 2, 3, 4)
+INSERT INTO fleet_days AS f (day, dimension, value, seen, clusters, nodes)
+SELECT * FROM delta ORDER BY 1, 2, 3, 4
+ON CONFLICT (day, dimension, value, seen) DO UPDATE SET
+    clusters = f.clusters + excluded.clusters, nodes = f.nodes + excluded.nodes";
 
 /// What a prune did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,11 +147,37 @@ pub fn prune(args: &PruneArgs) -> Result<Pruned, Error> {
             }
         }
     }
+    prune_clusters(&mut client, cutoff, args.batch_size)?;
+    // Rows down to zero count nothing; a writer adding to one that is
+    // being deleted inserts it again.
+    client.batch_execute("DELETE FROM fleet_latest WHERE clusters = 0 AND nodes = 0")?;
     client.execute(
-        "DELETE FROM fleet_days WHERE day < ($1 AT TIME ZONE 'UTC')::date",
+        "DELETE FROM fleet_days \
+         WHERE day < ($1 AT TIME ZONE 'UTC')::date OR (clusters = 0 AND nodes = 0)",
         &[&cutoff],
     )?;
     Ok(pruned)
+}
+
+/// Deletes the clusters older than `cutoff` and what they counted, a batch
+/// per transaction.
+fn prune_clusters(client: &mut Client, cutoff: SystemTime, batch: i64) -> Result<(), Error> {
+    let (clusters, last_days) = (client.prepare(CLUSTERS)?, client.prepare(LAST_DAYS)?);
+    loop {
+        let mut tx = client.transaction()?;
+        let rows = tx.query(&clusters, &[&cutoff, &batch, &&PUBLISHED[..]])?;
+        let mut gone: (Vec<String>, Vec<String>, Vec<i16>) = Default::default();
+        for row in &rows {
+            gone.0.push(row.try_get(0)?);
+            gone.1.push(row.try_get(1)?);
+            gone.2.push(row.try_get(2)?);
+        }
+        tx.execute(&last_days, &[&gone.0, &gone.1, &gone.2])?;
+        tx.commit()?;
+        if rows.len() < usize::try_from(batch).unwrap_or(usize::MAX) {
+            return Ok(());
+        }
+    }
 }
 
 /// Drops one month's partition; returns how many reports it held. Its keys

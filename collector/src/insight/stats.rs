@@ -23,7 +23,7 @@ use crate::db::Db;
 use crate::ingest::http::Answer;
 use figures::Figures;
 use postgres::Client;
-pub use query::Rules;
+pub use query::{Rules, PUBLISHED};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};

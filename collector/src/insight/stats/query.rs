@@ -1,15 +1,15 @@
 //! The figures' SQL, and k-anonymity: which clusters count, and which values
-//! may be shown. Reads `clusters`, `fleet_days` and a few `cluster_days`
-//! rows in one read-only REPEATABLE READ snapshot, in one statement whose
-//! CTEs find the counted clusters once (see `statement`). Does not cache or
-//! connect (`stats.rs` does).
+//! may be shown. Reads `fleet_latest` and `fleet_days` (migration 002) in
+//! one read-only REPEATABLE READ snapshot, in one statement. Does not cache
+//! or connect (`stats.rs` does).
 //!
 //! The rules, for every cell and every point of a series: a value is shown
 //! only when at least `min_clusters` distinct counted clusters have it over
 //! the window (for a point, on that day); everything else folds into
-//! "other". A cluster counts only when it reported on at least `min_days`
-//! distinct UTC days of the window, so one forged report per fake cluster is
-//! not enough to reveal a value.
+//! "other". A cluster counts only when it reported in the window and on at
+//! least `min_days` distinct UTC days in all (up to 7, as long as its
+//! reports are kept), so one forged report per fake cluster is not enough
+//! to reveal a value.
 
 use super::figures::{Breakdown, Day, Figures, Series, Share};
 use postgres::{Client, IsolationLevel};
@@ -55,73 +55,40 @@ const BREAKDOWNS: [(&str, &str, &str); 8] = [
     ),
 ];
 
+/// The facets of `BREAKDOWNS`, which ingest keeps in fleet_latest.
+pub const PUBLISHED: [&str; 8] = {
+    let mut facets = [""; 8];
+    let mut i = 0;
+    while i < facets.len() {
+        facets[i] = BREAKDOWNS[i].2;
+        i += 1;
+    }
+    facets
+};
+
 /// The first day of the window: today (UTC) and the `$1 - 1` days before.
 const START: &str = "(now() AT TIME ZONE 'UTC')::date - ($1::int - 1)";
 
-/// Everything in one statement, `$1` days, `$2` min_days, reading no more
-/// than one pass over `clusters` and a few index probes:
+/// Everything in one statement, `$1` days, `$2` min_days, reading the rows
+/// of the window's days with seen >= `$2` (migration 002), never a cluster:
+/// - the totals and breakdowns: fleet_latest, each counted cluster once, at
+///   the day of its latest report;
+/// - the per-day series: fleet_days by minor version, each counted cluster's
+///   last report of each day.
 ///
-/// - A cluster counts when `recent_days[$2] >= start` (migration 001).
-/// - The totals and breakdowns sum the counted clusters' facets.
-/// - The per-day series is `fleet_days` (every cluster's last report of each
-///   day, by minor version, '' for unknown) minus the window's cluster_days
-///   rows of the clusters that reported in the window but do not count
-///   (one probe each: OFFSET 0 keeps the planner from a scan and hash join):
-///   `recent_days[1] >= start` and fewer than `$2` days. Those have fewer
-///   than 7 days in the window, so all of them are in recent_days, and each
-///   row is one primary-key probe. A cluster with cluster_days rows in the
-///   window has its latest report (its newest) in the window too, so its
-///   recent_days[1] is there: none is missed.
-/// - Retention: prune deletes cluster_days and fleet_days before the
-///   cutoff's day, and clusters whose latest report is before the cutoff.
-///   So the window starts at the oldest day cluster_days still holds, if
-///   later (recent_days may name pruned days, which must not count). On that
-///   day cluster_days may hold the rows of clusters prune deleted (their
-///   latest was that day, before the cutoff): orphans, with that one day in
-///   the window, counted only at min_days 1, and otherwise subtracted here
-///   by one anti-join of that day. (Not exact in one case: a pruned
-///   cluster that reports again has its orphan row's day missing from its
-///   new recent_days.)
+/// Retention: prune takes from both what the clusters it deletes counted.
 fn statement() -> String {
-    let facets: Vec<String> = BREAKDOWNS
-        .iter()
-        .map(|(_, _, f)| format!("'{f}'"))
-        .collect();
     format!(
-        "WITH span AS ( \
-             SELECT greatest(w, f) AS start_day, w AS window_day, f AS floor_day \
-             FROM (SELECT {START} AS w, (SELECT min(day) FROM cluster_days) AS f) AS b), \
-         seen AS MATERIALIZED ( \
-             SELECT cluster_id, nodes, facet_keys, facet_values, facet_nodes, recent_days, \
-                    coalesce(recent_days[$2::int] >= s.start_day, false) AS counted \
-             FROM clusters, span s WHERE recent_days[1] >= s.start_day), \
-         latest AS MATERIALIZED (SELECT * FROM seen WHERE counted), \
-         uncounted AS ( \
-             SELECT d.day, d.minor_version, d.nodes \
-             FROM seen c CROSS JOIN LATERAL unnest(c.recent_days) AS r(day) \
-             CROSS JOIN LATERAL ( \
-                 SELECT day, minor_version, nodes FROM cluster_days \
-                 WHERE day = r.day AND cluster_id = c.cluster_id OFFSET 0) AS d \
-             WHERE NOT c.counted AND r.day >= (SELECT start_day FROM span) \
-             UNION ALL \
-             SELECT d.day, d.minor_version, d.nodes FROM cluster_days d, span s \
-             WHERE $2::int > 1 AND s.floor_day >= s.window_day AND d.day = s.floor_day \
-               AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.cluster_id = d.cluster_id)), \
-         per_day AS ( \
-             SELECT day, value, clusters, nodes FROM fleet_days \
-             WHERE dimension = 'minor_version' AND day >= (SELECT start_day FROM span) \
-             UNION ALL \
-             SELECT day, coalesce(minor_version, ''), -1, -nodes FROM uncounted) \
-         SELECT 'day', to_char(day, 'YYYY-MM-DD'), nullif(value, ''), sum(clusters)::bigint, \
+        "SELECT 'day', to_char(day, 'YYYY-MM-DD'), nullif(value, ''), sum(clusters)::bigint, \
                 sum(nodes)::bigint \
-         FROM per_day GROUP BY day, value HAVING sum(clusters) > 0 \
+         FROM fleet_days \
+         WHERE day >= {START} AND dimension = 'minor_version' AND seen >= $2::int \
+         GROUP BY day, value HAVING sum(clusters) > 0 \
          UNION ALL \
-         SELECT 'total', NULL, NULL, count(*), coalesce(sum(nodes), 0)::bigint FROM latest \
-         UNION ALL \
-         SELECT f.k, NULL, f.v, count(*), sum(f.n)::bigint \
-         FROM latest, unnest(facet_keys, facet_values, facet_nodes) AS f(k, v, n) \
-         WHERE f.k IN ({}) GROUP BY f.k, f.v",
-        facets.join(", ")
+         SELECT CASE facet WHEN '' THEN 'total' ELSE facet END, NULL, nullif(value, ''), \
+                sum(clusters)::bigint, sum(nodes)::bigint \
+         FROM fleet_latest WHERE day >= {START} AND seen >= $2::int \
+         GROUP BY facet, value HAVING sum(clusters) > 0"
     )
 }
 
