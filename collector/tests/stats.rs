@@ -647,3 +647,35 @@ fn a_cluster_with_one_day_too_few_is_subtracted_from_the_daily_series_exactly() 
     );
     assert_eq!(rows(&f, "minor_version"), [("v1.29".to_string(), 5)]);
 }
+
+#[test]
+fn a_cluster_seen_on_d_days_counts_in_a_window_that_holds_only_one_of_them() {
+    let db = TestDb::new();
+    let weekly = Spec {
+        os: "weekly-os",
+        ..COMMON
+    };
+    let once = Spec {
+        os: "once-os",
+        ..COMMON
+    };
+    // Five clusters that report every two weeks, today and 14 days ago;
+    // five more seen only today.
+    let t = now();
+    let mut lines = String::new();
+    for i in 0..5 {
+        for at in [t, t - 14 * DAY] {
+            lines.push_str(&(line(&format!("weekly-{i}"), at, &weekly) + "\n"));
+        }
+        lines.push_str(&(line(&format!("once-{i}"), t, &once) + "\n"));
+    }
+    import(&db, &lines);
+    let c = serving(&db, &[]);
+    let f = figures(&c, "&days=7");
+    assert_eq!(f["clusters"], 5, "{f}");
+    assert_eq!(rows(&f, "os_image"), [("weekly-os".to_string(), 5)]);
+    let daily = f["daily"].as_array().expect("daily");
+    assert_eq!(daily.last().expect("today")["clusters"], 5, "{f}");
+    let all = fetch(&c, "/stats").body + &get(c.addr, "/metrics").body;
+    assert!(!all.contains("once-os"), "{all}");
+}
