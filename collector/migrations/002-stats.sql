@@ -11,6 +11,31 @@
 -- what the cluster contributed before the batch and after it; prune takes
 -- away what a deleted cluster contributed.
 
+-- What one cluster counts in fleet_latest, from its clusters row: ('', '',
+-- its nodes), then each facet named in $5 with its value ('' for not
+-- reported) and nodes. One SELECT, so PostgreSQL inlines it into the query.
+CREATE FUNCTION fleet_latest_rows(integer, text[], text[], bigint[], text[])
+RETURNS TABLE (facet text, value text, nodes bigint)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT '', '', $1::bigint
+    UNION ALL
+    SELECT u.k, coalesce(u.v, ''), u.n FROM unnest($2, $3, $4) AS u(k, v, n)
+    WHERE u.k = ANY ($5)
+$$;
+
+-- What one cluster_days row counts in fleet_days, from its minor version,
+-- distribution, volunteer version, nodes and nodes with accelerators.
+CREATE FUNCTION fleet_days_rows(text, text, text, integer, integer)
+RETURNS TABLE (dimension text, value text, clusters integer, nodes integer)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT * FROM (VALUES
+        ('all', '', 1, $4),
+        ('accelerators', '', ($5 > 0)::integer, $5),
+        ('minor_version', coalesce($1, ''), 1, $4),
+        ('distribution', $2, 1, $4),
+        ('volunteer_version', coalesce($3, ''), 1, $4)) AS f
+$$;
+
 -- Per day of each cluster's latest report and its seen: the clusters and
 -- their nodes by the value of each breakdown /stats shows (the facets of
 -- clusters.facet_keys that query.rs BREAKDOWNS names; '' for not reported),
@@ -25,17 +50,12 @@ CREATE TABLE fleet_latest (
     PRIMARY KEY (day, seen, facet, value)
 );
 INSERT INTO fleet_latest (day, seen, facet, value, clusters, nodes)
-SELECT c.recent_days[1], cardinality(c.recent_days), f.k, f.v, count(*), sum(f.n)
+SELECT c.recent_days[1], cardinality(c.recent_days), f.facet, f.value, count(*), sum(f.nodes)
 FROM clusters c
-CROSS JOIN LATERAL (
-    SELECT '', '', c.nodes::bigint
-    UNION ALL
-    SELECT u.k, coalesce(u.v, ''), u.n
-    FROM unnest(c.facet_keys, c.facet_values, c.facet_nodes) AS u(k, v, n)
-    WHERE u.k IN ('minor_version', 'distribution', 'cloud_provider', 'os_image',
-                  'container_runtime_version', 'architecture', 'accelerators',
-                  'volunteer_version')
-) AS f(k, v, n)
+CROSS JOIN LATERAL fleet_latest_rows(
+    c.nodes, c.facet_keys, c.facet_values, c.facet_nodes,
+    '{minor_version,distribution,cloud_provider,os_image,container_runtime_version,architecture,accelerators,volunteer_version}'
+) AS f
 GROUP BY 1, 2, 3, 4;
 
 -- fleet_days gains the seen of the cluster each row counts, so that the
@@ -56,13 +76,8 @@ SELECT d.day, f.dimension, f.value, coalesce(cardinality(c.recent_days), 0),
        sum(f.clusters), sum(f.nodes)
 FROM cluster_days d
 LEFT JOIN clusters c USING (cluster_id)
-CROSS JOIN LATERAL (VALUES
-    ('all', '', 1, d.nodes),
-    ('accelerators', '', (d.nodes_with_accelerators > 0)::integer, d.nodes_with_accelerators),
-    ('minor_version', coalesce(d.minor_version, ''), 1, d.nodes),
-    ('distribution', d.distribution, 1, d.nodes),
-    ('volunteer_version', coalesce(d.volunteer_version, ''), 1, d.nodes)
-) AS f(dimension, value, clusters, nodes)
+CROSS JOIN LATERAL fleet_days_rows(d.minor_version, d.distribution, d.volunteer_version, d.nodes,
+                                   d.nodes_with_accelerators) AS f
 GROUP BY 1, 2, 3, 4;
 DROP TABLE fleet_days;
 ALTER TABLE fleet_days_by_seen RENAME TO fleet_days;

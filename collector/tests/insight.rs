@@ -1049,6 +1049,7 @@ fn migration_2_builds_the_published_figures_from_a_database_at_version_1() {
     db.client()
         .batch_execute(&format!(
             "BEGIN; DROP VIEW clusters_daily; DROP TABLE fleet_latest; \
+             DROP FUNCTION fleet_latest_rows, fleet_days_rows; \
              CREATE TABLE v1 AS SELECT day, dimension, value, sum(clusters)::bigint AS clusters, \
                  sum(nodes)::bigint AS nodes FROM fleet_days GROUP BY 1, 2, 3; \
              DROP TABLE fleet_days; ALTER TABLE v1 RENAME TO fleet_days; \

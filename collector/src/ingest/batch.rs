@@ -196,13 +196,8 @@ change AS (
     SELECT old_days[1], cardinality(old_days), -1, old_nodes, old_keys, old_values, old_counts
     FROM now WHERE old_days <> '{}'),
 delta AS (
-    SELECT day, seen, f.k, f.v, sum(sign) AS clusters, sum(sign * f.n) AS nodes
-    FROM change
-    CROSS JOIN LATERAL (
-        SELECT '', '', nodes::bigint
-        UNION ALL
-        SELECT u.k, coalesce(u.v, ''), u.n FROM unnest(ks, vs, ns) AS u(k, v, n)
-        WHERE u.k = ANY ($1::text[])) AS f(k, v, n)
+    SELECT day, seen, f.facet, f.value, sum(sign) AS clusters, sum(sign * f.nodes) AS nodes
+    FROM change CROSS JOIN LATERAL fleet_latest_rows(nodes, ks, vs, ns, $1::text[]) AS f
     GROUP BY 1, 2, 3, 4)
 INSERT INTO fleet_latest AS f (day, seen, facet, value, clusters, nodes)
 SELECT * FROM delta WHERE clusters <> 0 OR nodes <> 0 ORDER BY 1, 2, 3, 4
@@ -288,13 +283,8 @@ delta AS (
     SELECT day, f.dimension, f.value, seen, sum(sign * f.clusters) AS clusters,
            sum(sign * f.nodes) AS nodes
     FROM change
-    CROSS JOIN LATERAL (VALUES
-        ('all', '', 1, nodes),
-        ('accelerators', '', (nodes_with_accelerators > 0)::integer, nodes_with_accelerators),
-        ('minor_version', coalesce(minor_version, ''), 1, nodes),
-        ('distribution', distribution, 1, nodes),
-        ('volunteer_version', coalesce(volunteer_version, ''), 1, nodes)
-    ) AS f(dimension, value, clusters, nodes)
+    CROSS JOIN LATERAL fleet_days_rows(minor_version, distribution, volunteer_version, nodes,
+                                       nodes_with_accelerators) AS f
     GROUP BY 1, 2, 3, 4)
 INSERT INTO fleet_days AS f (day, dimension, value, seen, clusters, nodes)
 SELECT day, dimension, value, seen, clusters, nodes FROM delta

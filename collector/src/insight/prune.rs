@@ -60,15 +60,11 @@ WITH gone AS (
     RETURNING *),
 nodes AS (DELETE FROM cluster_nodes WHERE cluster_id IN (SELECT cluster_id FROM gone)),
 delta AS (
-    SELECT g.recent_days[1] AS day, cardinality(g.recent_days) AS seen, f.k, f.v,
-           -count(*) AS clusters, -sum(f.n) AS nodes
+    SELECT g.recent_days[1] AS day, cardinality(g.recent_days) AS seen, f.facet, f.value,
+           -count(*) AS clusters, -sum(f.nodes) AS nodes
     FROM gone g
-    CROSS JOIN LATERAL (
-        SELECT '', '', g.nodes::bigint
-        UNION ALL
-        SELECT u.k, coalesce(u.v, ''), u.n
-        FROM unnest(g.facet_keys, g.facet_values, g.facet_nodes) AS u(k, v, n)
-        WHERE u.k = ANY ($3::text[])) AS f(k, v, n)
+    CROSS JOIN LATERAL fleet_latest_rows(g.nodes, g.facet_keys, g.facet_values, g.facet_nodes,
+                                         $3::text[]) AS f
     GROUP BY 1, 2, 3, 4),
 latest AS (
     INSERT INTO fleet_latest AS f (day, seen, facet, value, clusters, nodes)
@@ -88,13 +84,8 @@ WITH gone AS (
 delta AS (
     SELECT day, f.dimension, f.value, seen, -sum(f.clusters) AS clusters, -sum(f.nodes) AS nodes
     FROM gone
-    CROSS JOIN LATERAL (VALUES
-        ('all', '', 1, nodes),
-        ('accelerators', '', (nodes_with_accelerators > 0)::integer, nodes_with_accelerators),
-        ('minor_version', coalesce(minor_version, ''), 1, nodes),
-        ('distribution', distribution, 1, nodes),
-        ('volunteer_version', coalesce(volunteer_version, ''), 1, nodes)
-    ) AS f(dimension, value, clusters, nodes)
+    CROSS JOIN LATERAL fleet_days_rows(minor_version, distribution, volunteer_version, nodes,
+                                       nodes_with_accelerators) AS f
     GROUP BY 1, 2, 3, 4)
 INSERT INTO fleet_days AS f (day, dimension, value, seen, clusters, nodes)
 SELECT * FROM delta ORDER BY 1, 2, 3, 4
