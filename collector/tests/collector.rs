@@ -6,8 +6,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn now() -> i64 {
@@ -681,27 +679,7 @@ fn metrics_listen_keeps_the_build_and_the_counts_off_the_public_port() {
     ] {
         assert!(m.contains(needle), "missing {needle:?} in\n{m}");
     }
-    // Prometheus's own linter: names, types, HELP, units.
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (apt-get install prometheus) is needed by this test");
-    promtool
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(m.as_bytes())
-        .expect("feed promtool");
-    let out = promtool.wait_with_output().expect("promtool");
-    let said =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool check metrics:\n{said}\n{m}"
-    );
+    promtool_check(&m);
 }
 
 #[test]

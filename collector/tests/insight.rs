@@ -10,8 +10,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const REPORTS: &str = include_str!("fixtures/reports.json");
@@ -61,27 +60,8 @@ fn fixture_lines(base: i64) -> String {
     out
 }
 
-/// Runs the collector with `args` and `input` on stdin.
 fn collector_with(args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spartakus-collector"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("SPARTAKUS_RECEIVED_FROM")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run spartakus-collector");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_string();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    let out = child
-        .wait_with_output()
-        .expect("wait for spartakus-collector");
-    writer.join().expect("stdin writer");
-    out
+    run_collector(args, input.as_bytes())
 }
 
 fn collector(args: &[&str]) -> Output {

@@ -42,7 +42,7 @@ mod page;
 
 mod common;
 
-use common::{get, Collector, TestDb};
+use common::{get, import_lines, Collector, TestDb};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -435,23 +435,7 @@ fn collector_with_a_fleet() -> (TestDb, Collector) {
         .output()
         .expect("run bench/fleet");
     assert!(fleet.status.success(), "bench/fleet failed");
-    let mut import = Command::new(env!("CARGO_BIN_EXE_spartakus-collector"))
-        .args(["import", "--db-url", &db.url])
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run import");
-    let mut stdin = import.stdin.take().expect("stdin");
-    stdin.write_all(&fleet.stdout).expect("feed import");
-    drop(stdin);
-    let out = import.wait_with_output().expect("import");
-    assert!(
-        out.status.success(),
-        "import: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_lines(&db, &fleet.stdout, &[]);
     let c = Collector::start(&db.url, &["--stats", "on"]);
     c.wait_ready(Duration::from_secs(20));
     (db, c)

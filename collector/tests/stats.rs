@@ -9,8 +9,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const DAY: i64 = 86_400;
@@ -107,26 +105,7 @@ fn fleet(prefix: &str, count: usize, days: i64, s: &Spec) -> String {
 }
 
 fn import(db: &TestDb, lines: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spartakus-collector"))
-        .args(["import", "--db-url", &db.url])
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run import");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(lines.as_bytes())
-        .expect("feed import");
-    let out = child.wait_with_output().expect("import");
-    assert!(
-        out.status.success(),
-        "import failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_lines(db, lines.as_bytes(), &[]);
 }
 
 /// A collector with --stats on (and `extra`), ready.
@@ -176,29 +155,6 @@ fn rows(f: &Value, key: &str) -> Vec<(String, i64)> {
             (v, r["clusters"].as_i64().expect("clusters"))
         })
         .collect()
-}
-
-fn promtool(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (apt-get install prometheus) is needed by this test");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("feed promtool");
-    let out = child.wait_with_output().expect("promtool");
-    let said =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool check metrics:\n{said}\n{text}"
-    );
 }
 
 #[test]
@@ -254,7 +210,7 @@ fn a_cluster_with_unique_values_in_every_field_appears_nowhere() {
             "missing {line:?} in\n{metrics}"
         );
     }
-    promtool(&metrics);
+    promtool_check(&metrics);
 }
 
 #[test]

@@ -511,3 +511,66 @@ pub fn parse_reply(out: &[u8]) -> Reply {
         body: body.to_string(),
     }
 }
+
+/// Runs the collector with `args` and `input` on stdin (fed from a thread,
+/// so a large input cannot deadlock against its output); never reads
+/// DATABASE_URL or SPARTAKUS_RECEIVED_FROM from the test's environment.
+pub fn run_collector(args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = Command::new(collector_bin())
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("SPARTAKUS_RECEIVED_FROM")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run spartakus-collector");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child
+        .wait_with_output()
+        .expect("wait for spartakus-collector");
+    writer.join().expect("stdin writer");
+    out
+}
+
+/// `import` of `input` into `db`, which must succeed; its stdout.
+pub fn import_lines(db: &TestDb, input: &[u8], extra: &[&str]) -> String {
+    let mut args = vec!["import", "--db-url", &db.url];
+    args.extend_from_slice(extra);
+    let out = run_collector(&args, input);
+    assert!(
+        out.status.success(),
+        "import: exit {:?}, stderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// Prometheus's own linter on an exposition: names, types, HELP, units.
+pub fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus) is needed by this test");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool");
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}\n{text}"
+    );
+}
