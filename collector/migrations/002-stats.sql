@@ -13,14 +13,15 @@
 
 -- What one cluster counts in fleet_latest, from its clusters row: ('', '',
 -- its nodes), then each facet named in $5 with its value ('' for not
--- reported) and nodes. One SELECT, so PostgreSQL inlines it into the query.
+-- reported, so that "" and a missing one are one value, counted once) and
+-- nodes. One SELECT, so PostgreSQL inlines it into the query.
 CREATE FUNCTION fleet_latest_rows(integer, text[], text[], bigint[], text[])
 RETURNS TABLE (facet text, value text, nodes bigint)
 LANGUAGE sql IMMUTABLE AS $$
     SELECT '', '', $1::bigint
     UNION ALL
-    SELECT u.k, coalesce(u.v, ''), u.n FROM unnest($2, $3, $4) AS u(k, v, n)
-    WHERE u.k = ANY ($5)
+    SELECT u.k, coalesce(u.v, ''), sum(u.n)::bigint FROM unnest($2, $3, $4) AS u(k, v, n)
+    WHERE u.k = ANY ($5) GROUP BY 1, 2
 $$;
 
 -- What one cluster_days row counts in fleet_days, from its minor version,
@@ -60,8 +61,11 @@ GROUP BY 1, 2, 3, 4;
 
 -- fleet_days gains the seen of the cluster each row counts, so that the
 -- daily series can leave out clusters seen on too few days. Rebuilt from
--- cluster_days, which it sums. A cluster_days row whose cluster is gone
--- (prune deleted it on the cutoff's day) counts at seen 0: never shown.
+-- cluster_days, which it sums.
+-- The first release's prune kept each deleted cluster's row of the cutoff's
+-- day, whose reports it had deleted; they would count if the cluster came
+-- back.
+DELETE FROM cluster_days d WHERE NOT EXISTS (SELECT FROM clusters c WHERE c.cluster_id = d.cluster_id);
 DROP VIEW clusters_daily;
 CREATE TABLE fleet_days_by_seen (
     day       date     NOT NULL,
@@ -72,10 +76,9 @@ CREATE TABLE fleet_days_by_seen (
     nodes     bigint   NOT NULL
 );
 INSERT INTO fleet_days_by_seen (day, dimension, value, seen, clusters, nodes)
-SELECT d.day, f.dimension, f.value, coalesce(cardinality(c.recent_days), 0),
-       sum(f.clusters), sum(f.nodes)
+SELECT d.day, f.dimension, f.value, cardinality(c.recent_days), sum(f.clusters), sum(f.nodes)
 FROM cluster_days d
-LEFT JOIN clusters c USING (cluster_id)
+JOIN clusters c USING (cluster_id)
 CROSS JOIN LATERAL fleet_days_rows(d.minor_version, d.distribution, d.volunteer_version, d.nodes,
                                    d.nodes_with_accelerators) AS f
 GROUP BY 1, 2, 3, 4;

@@ -178,7 +178,8 @@ fn assert_kept_figures_match_a_rebuild(db: &TestDb) {
     );
     let rebuilt = rows(
         db,
-        "SELECT c.recent_days[1], cardinality(c.recent_days), f.k, f.v, count(*), sum(f.n) \
+        "SELECT c.recent_days[1], cardinality(c.recent_days), f.k, f.v, \
+                count(DISTINCT c.cluster_id), sum(f.n) \
          FROM clusters c CROSS JOIN LATERAL ( \
              SELECT '', '', c.nodes::bigint UNION ALL \
              SELECT k, coalesce(v, ''), n FROM unnest(c.facet_keys, c.facet_values, c.facet_nodes) \
@@ -996,6 +997,124 @@ fn a_second_report_the_same_day_replaces_the_first_within_a_batch() {
         assert_eq!(value(&db, "SELECT count(*) FROM cluster_days"), "1");
         assert_kept_figures_match_a_rebuild(&db);
     }
+}
+
+/// Waits until `n` sessions wait for a lock.
+fn wait_for_lock_waiters(db: &TestDb, n: i64) {
+    let sql = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while value(db, sql).parse::<i64>().expect("a count") < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {n} sessions waiting for a lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn report_at(cluster: &str, at: i64) -> String {
+    line(
+        &at.to_string(),
+        Some(&format!("{cluster}-{at}")),
+        &json!({"clusterID": cluster}),
+    ) + "\n"
+}
+
+#[test]
+fn prune_deleting_a_cluster_two_writers_are_storing_counts_it_once() {
+    let (db, t) = (TestDb::new(), now());
+    import(
+        &db,
+        &(report_at("a", t - 3_600) + &report_at("x", t - 10 * 86_400)),
+        &[],
+    );
+    // Another writer holds cluster a, so the next batch waits after
+    // finding x stored and before locking it.
+    let mut holder = db.client();
+    let mut held = holder.transaction().expect("begin");
+    held.execute(
+        "SELECT FROM clusters WHERE cluster_id = 'a' FOR UPDATE",
+        &[],
+    )
+    .expect("lock a");
+    let db = &db;
+    std::thread::scope(|s| {
+        let batch = report_at("a", t - 60) + &report_at("x", t - 1_800);
+        let first = s.spawn(move || import(db, &batch, &[]));
+        wait_for_lock_waiters(db, 1);
+        // Meanwhile prune deletes x, and a second writer stores x anew.
+        let args = ["prune", "--db-url", &db.url, "--older-than", "5d"];
+        assert!(collector(&args).status.success());
+        import(db, &report_at("x", t - 1_200), &[]);
+        held.commit().expect("release a");
+        first.join().expect("the first writer");
+    });
+    assert_eq!(
+        value(
+            db,
+            "SELECT string_agg(cluster_id, ' ' ORDER BY cluster_id) FROM clusters"
+        ),
+        "a x"
+    );
+    assert_kept_figures_match_a_rebuild(db);
+}
+
+#[test]
+fn an_import_of_old_days_during_prune_keeps_the_figures_exact() {
+    let (db, t) = (TestDb::new(), now());
+    let old = t - 10 * 86_400;
+    import(
+        &db,
+        &(report_at("a", t - 3_600) + &report_at("a", old) + &report_at("z", old)),
+        &[],
+    );
+    // Prune locks a, then waits for z; an import of an old day of a waits
+    // for prune.
+    let mut holder = db.client();
+    let mut held = holder.transaction().expect("begin");
+    held.execute(
+        "SELECT FROM clusters WHERE cluster_id = 'z' FOR UPDATE",
+        &[],
+    )
+    .expect("lock z");
+    let db = &db;
+    std::thread::scope(|s| {
+        let prune = s.spawn(move || {
+            collector(&[
+                "prune",
+                "--db-url",
+                &db.url,
+                "--older-than",
+                "5d",
+                "--batch-size",
+                "10",
+            ])
+        });
+        wait_for_lock_waiters(db, 1);
+        let late = report_at("a", old + 86_400);
+        let import = s.spawn(move || import(db, &late, &[]));
+        wait_for_lock_waiters(db, 2);
+        held.commit().expect("release z");
+        assert!(prune.join().expect("prune").status.success());
+        import.join().expect("import");
+    });
+    assert_kept_figures_match_a_rebuild(db);
+}
+
+#[test]
+fn a_value_sent_empty_and_missing_counts_its_cluster_once() {
+    let db = TestDb::new();
+    let node = |os: Option<&str>| json!({"status": {"nodeInfo": {"osImage": os}}});
+    let p = json!({"clusterID": "c", "nodes": [node(Some("")), node(None)]});
+    import(&db, &line(&BASE.to_string(), Some("r"), &p), &[]);
+    assert_eq!(
+        value(
+            &db,
+            "SELECT clusters || ' ' || nodes FROM fleet_latest WHERE facet = 'os_image'"
+        ),
+        "1 2"
+    );
+    assert_kept_figures_match_a_rebuild(&db);
 }
 
 #[test]

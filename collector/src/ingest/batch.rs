@@ -120,7 +120,7 @@ WITH fresh AS (
     SELECT cluster_id, received_at, report, master_version, minor_version, distribution,
            volunteer_version, nodes, nodes_with_accelerators, accelerators, extensions,
            facet_keys, facet_values, facet_nodes, recent_days
-    FROM prior ORDER BY cluster_id
+    FROM prior WHERE old_days IS NULL ORDER BY cluster_id
     ON CONFLICT DO NOTHING
     RETURNING cluster_id, report),
 latest AS (UPDATE incoming SET latest = true FROM fresh WHERE incoming.id = fresh.report)
@@ -153,7 +153,7 @@ WITH up AS (
     SELECT cluster_id, received_at, report, master_version, minor_version, distribution,
            volunteer_version, nodes, nodes_with_accelerators, accelerators, extensions,
            facet_keys, facet_values, facet_nodes, recent_days
-    FROM prior WHERE old_days IS DISTINCT FROM '{}' ORDER BY cluster_id
+    FROM prior WHERE old_days <> '{}' ORDER BY cluster_id
     ON CONFLICT (cluster_id) DO UPDATE SET
         received_at = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.received_at ELSE c.received_at END,
         report = CASE WHEN (excluded.received_at, excluded.report) > (c.received_at, c.report) THEN excluded.report ELSE c.report END,
@@ -235,7 +235,7 @@ WITH newest AS (
     SELECT DISTINCT ON (day, cluster_id) * FROM incoming
     ORDER BY day, cluster_id, received_at DESC, id DESC),
 seen AS (
-    SELECT p.cluster_id, p.old_days, coalesce(cardinality(p.old_days), 0) AS was,
+    SELECT p.cluster_id, p.old_days, cardinality(p.old_days) AS was,
            cardinality(c.recent_days) AS now
     FROM prior p
     CROSS JOIN LATERAL (SELECT recent_days FROM clusters c
@@ -329,8 +329,19 @@ pub fn store(
     tx.execute(dedup, &[])?;
     let stored = tx.execute(reports, &c.reports())?;
     tx.execute(pending, &c.facets())?;
-    tx.execute(fresh, &[])?;
-    tx.execute(lock, &[])?;
+    // A cluster prune deletes between the two is neither inserted nor
+    // locked, and another writer may insert it meanwhile: again, until
+    // every cluster of the batch is one or the other.
+    loop {
+        tx.execute(fresh, &[])?;
+        tx.execute(lock, &[])?;
+        let left: i64 = tx
+            .query_one("SELECT count(*) FROM prior WHERE old_days IS NULL", &[])?
+            .get(0);
+        if left == 0 {
+            break;
+        }
+    }
     tx.execute(clusters, &[])?;
     tx.execute(latest, &[&&PUBLISHED[..]])?;
     tx.execute(nodes, &c.nodes())?;

@@ -12,11 +12,12 @@
 //!   lose all its work to a dropped connection.
 //! - Their de-duplication keys go the same way, so a reportID is kept
 //!   exactly as long as its report.
-//! - The rollups are trimmed too: cluster_days and fleet_days of the UTC
-//!   days before the cutoff's day, and every cluster whose latest report is
-//!   older than the cutoff, with its nodes, its rows of the cutoff's day,
-//!   and what it counted in fleet_latest and fleet_days, which then stay
-//!   exactly what the kept clusters add up to. Retention is by age alone, so a
+//! - The rollups are trimmed too: cluster_days of the UTC days before the
+//!   cutoff's day, and every cluster whose latest report is older than the
+//!   cutoff, with its nodes and days; what each counted goes from
+//!   fleet_latest and fleet_days, which stay exactly what is kept adds up
+//!   to. Locks are taken as ingest takes them (clusters first, sorted), so
+//!   prune can run beside ingest and import. Retention is by age alone, so a
 //!   cluster that stopped reporting 400 days ago is gone after
 //!   `--older-than 400d`, as the operator asked; nothing derived outlives
 //!   the reports it came from by more than the day the cutoff falls in.
@@ -39,16 +40,23 @@ ORDER BY 1";
 /// The batches, oldest first where it matters, so that an interrupted
 /// prune leaves no gaps. Each condition is on the deleted row itself, so a
 /// row that changed meanwhile (a cluster's newer report) is rechecked.
-const BATCHES: [&str; 3] = [
+const BATCHES: [&str; 2] = [
     "DELETE FROM report_log WHERE (id, received_at) IN (
          SELECT id, received_at FROM report_log WHERE received_at < $1
          ORDER BY received_at LIMIT $2)",
     "DELETE FROM report_keys WHERE key IN (
          SELECT key FROM report_keys WHERE received_at < $1 LIMIT $2)",
-    "DELETE FROM cluster_days WHERE (day, cluster_id) IN (
-         SELECT day, cluster_id FROM cluster_days
-         WHERE day < ($1 AT TIME ZONE 'UTC')::date LIMIT $2)",
 ];
+
+/// cluster_days rows of the days before the cutoff's, $2 at a time.
+const OLD_DAYS: &str = "
+SELECT cluster_id, day::text FROM cluster_days
+WHERE day < ($1 AT TIME ZONE 'UTC')::date LIMIT $2";
+
+/// Locks clusters, as ingest does, sorted; gives their seen.
+const LOCK: &str = "
+SELECT cluster_id, cardinality(recent_days)::smallint FROM clusters
+WHERE cluster_id = ANY ($1) ORDER BY cluster_id FOR UPDATE";
 
 /// The clusters whose latest report is older than $1, $2 at a time, with
 /// their nodes and what they counted in fleet_latest ($3: its facets), in
@@ -56,7 +64,8 @@ const BATCHES: [&str; 3] = [
 const CLUSTERS: &str = "
 WITH gone AS (
     DELETE FROM clusters WHERE received_at < $1 AND cluster_id IN (
-        SELECT cluster_id FROM clusters WHERE received_at < $1 LIMIT $2)
+        SELECT cluster_id FROM clusters WHERE received_at < $1
+        ORDER BY cluster_id LIMIT $2 FOR UPDATE)
     RETURNING *),
 nodes AS (DELETE FROM cluster_nodes WHERE cluster_id IN (SELECT cluster_id FROM gone)),
 delta AS (
@@ -71,11 +80,13 @@ latest AS (
     SELECT * FROM delta ORDER BY 1, 2, 3, 4
     ON CONFLICT (day, seen, facet, value) DO UPDATE SET
         clusters = f.clusters + excluded.clusters, nodes = f.nodes + excluded.nodes)
-SELECT cluster_id, recent_days[1]::text, cardinality(recent_days)::smallint FROM gone";
+SELECT cluster_id, d::text, cardinality(recent_days)::smallint
+FROM gone CROSS JOIN LATERAL unnest(recent_days) AS d";
 
-/// The cluster_days rows the deleted clusters still had: only on the
-/// cutoff's day, the days before being gone already. Taken from fleet_days.
-const LAST_DAYS: &str = "
+/// Deletes the cluster_days rows ($1 cluster, $2 day) of clusters this
+/// transaction has locked, and takes from fleet_days what each counted at
+/// its cluster's seen ($3).
+const DAYS: &str = "
 WITH gone AS (
     DELETE FROM cluster_days d
     USING unnest($1::text[], $2::text[], $3::smallint[]) AS g(cluster_id, day, seen)
@@ -138,22 +149,60 @@ pub fn prune(args: &PruneArgs) -> Result<Pruned, Error> {
             }
         }
     }
+    prune_days(&mut client, cutoff, args.batch_size)?;
     prune_clusters(&mut client, cutoff, args.batch_size)?;
-    // Rows down to zero count nothing; a writer adding to one that is
-    // being deleted inserts it again.
-    client.batch_execute("DELETE FROM fleet_latest WHERE clusters = 0 AND nodes = 0")?;
-    client.execute(
-        "DELETE FROM fleet_days \
-         WHERE day < ($1 AT TIME ZONE 'UTC')::date OR (clusters = 0 AND nodes = 0)",
-        &[&cutoff],
+    // Rows down to zero count nothing. Rows a writer holds are left for the
+    // next prune, so that this never waits in a lock order of its own; a
+    // writer adding to a row deleted meanwhile inserts it again.
+    client.batch_execute(
+        "DELETE FROM fleet_latest WHERE (day, seen, facet, value) IN ( \
+             SELECT day, seen, facet, value FROM fleet_latest \
+             WHERE clusters = 0 AND nodes = 0 FOR UPDATE SKIP LOCKED); \
+         DELETE FROM fleet_days WHERE (day, dimension, value, seen) IN ( \
+             SELECT day, dimension, value, seen FROM fleet_days \
+             WHERE clusters = 0 AND nodes = 0 FOR UPDATE SKIP LOCKED)",
     )?;
     Ok(pruned)
 }
 
-/// Deletes the clusters older than `cutoff` and what they counted, a batch
-/// per transaction.
+/// The cluster_days rows before the cutoff's day, a batch per transaction,
+/// each cluster locked first, so that what they counted in fleet_days goes
+/// with them even while an import adds old days.
+fn prune_days(client: &mut Client, cutoff: SystemTime, batch: i64) -> Result<(), Error> {
+    let (old_days, lock, days) = (
+        client.prepare(OLD_DAYS)?,
+        client.prepare(LOCK)?,
+        client.prepare(DAYS)?,
+    );
+    loop {
+        let mut tx = client.transaction()?;
+        let mut rows: (Vec<String>, Vec<String>) = Default::default();
+        for row in tx.query(&old_days, &[&cutoff, &batch])? {
+            rows.0.push(row.try_get(0)?);
+            rows.1.push(row.try_get(1)?);
+        }
+        if rows.0.is_empty() {
+            return Ok(());
+        }
+        let mut seen = std::collections::HashMap::new();
+        for row in tx.query(&lock, &[&rows.0])? {
+            seen.insert(row.try_get::<_, String>(0)?, row.try_get::<_, i16>(1)?);
+        }
+        let seen: Vec<i16> = rows
+            .0
+            .iter()
+            .map(|c| seen.get(c).copied().unwrap_or(0))
+            .collect();
+        tx.execute(&days, &[&rows.0, &rows.1, &seen])?;
+        tx.commit()?;
+    }
+}
+
+/// Deletes the clusters older than `cutoff` and what they counted, with
+/// their rows of their last 7 days (the older ones are before the cutoff's
+/// day), a batch per transaction.
 fn prune_clusters(client: &mut Client, cutoff: SystemTime, batch: i64) -> Result<(), Error> {
-    let (clusters, last_days) = (client.prepare(CLUSTERS)?, client.prepare(LAST_DAYS)?);
+    let (clusters, days) = (client.prepare(CLUSTERS)?, client.prepare(DAYS)?);
     loop {
         let mut tx = client.transaction()?;
         let rows = tx.query(&clusters, &[&cutoff, &batch, &&PUBLISHED[..]])?;
@@ -163,9 +212,10 @@ fn prune_clusters(client: &mut Client, cutoff: SystemTime, batch: i64) -> Result
             gone.1.push(row.try_get(1)?);
             gone.2.push(row.try_get(2)?);
         }
-        tx.execute(&last_days, &[&gone.0, &gone.1, &gone.2])?;
+        tx.execute(&days, &[&gone.0, &gone.1, &gone.2])?;
         tx.commit()?;
-        if rows.len() < usize::try_from(batch).unwrap_or(usize::MAX) {
+        let clusters: std::collections::HashSet<&String> = gone.0.iter().collect();
+        if clusters.len() < usize::try_from(batch).unwrap_or(usize::MAX) {
             return Ok(());
         }
     }
