@@ -11,11 +11,12 @@ pub struct Figures {
     pub computed_at: String,
     /// `--min-clusters` and `--min-days`: no value shown is seen in fewer
     /// than `min_clusters` clusters, each seen on at least `min_days` days
-    /// of the window.
+    /// in all.
     pub min_clusters: u32,
     pub min_days: u32,
-    /// Clusters counted (seen on at least `min_days` days of the window and
-    /// reporting in it), and their nodes, from each one's latest report.
+    /// Clusters counted (seen on at least `min_days` days in all and
+    /// reporting in the window), and their nodes, from each one's latest
+    /// report.
     pub clusters: i64,
     pub nodes: i64,
     /// One point per UTC day of the window, oldest first: counted clusters

@@ -51,7 +51,7 @@ fn label(value: &str) -> String {
 pub fn metrics(f: &Figures) -> String {
     let mut out = String::with_capacity(8192);
     let window = format!(
-        "clusters reporting on at least {} of the last {} UTC days",
+        "clusters seen on at least {} UTC days, reporting in the last {}",
         f.min_days, f.days
     );
     for (name, what, v) in [

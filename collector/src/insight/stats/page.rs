@@ -135,14 +135,14 @@ fn header(out: &mut String, f: &Figures) {
     }
     let _ = write!(
         out,
-        r#"</div><p class="note">Only clusters seen on at least {d} days of the window count. Values seen in fewer than {c} clusters (each seen on at least {d} days) are shown as other, and a day with fewer than {c} such clusters is left blank.</p></header>"#,
+        r#"</div><p class="note">Only clusters that reported in the window, and on at least {d} days in all, count. Values seen in fewer than {c} clusters (each seen on at least {d} days) are shown as other, and a day with fewer than {c} such clusters is left blank.</p></header>"#,
         c = f.min_clusters,
         d = f.min_days,
     );
     if f.clusters == 0 {
         let _ = write!(
             out,
-            r#"<p class="empty">No data yet: no {} clusters have reported on at least {} days of the last {}.</p>"#,
+            r#"<p class="empty">No data yet: no {} clusters seen on at least {} days have reported in the last {} days.</p>"#,
             f.min_clusters, f.min_days, f.days
         );
     }
